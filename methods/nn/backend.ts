@@ -1,0 +1,194 @@
+/**
+ * Compute-backend selection for TensorFlow.js under Deno, and the provenance record that
+ * every stored result carries.
+ *
+ * `auto` tries node-gpu, node, webgpu (only on a real hardware adapter), then cpu, printing
+ * one line to stderr per fallback with the reason and the install hint. `wasm` is refused
+ * for training: tfjs-backend-wasm 4.22 computes wrong Conv3DBackpropInputV2 (its depth loop
+ * bound omits the filter corner; spec performance.md section 2.3), so every conv gradient
+ * but the first layer's would be wrong.
+ * @module
+ */
+import * as tf from "@tensorflow/tfjs-core";
+import "@tensorflow/tfjs-backend-cpu";
+
+/** Backends a user can ask for. */
+export const BACKEND_CHOICES = ["auto", "node-gpu", "node", "webgpu", "wasm", "cpu"] as const;
+/** One of {@link BACKEND_CHOICES}. */
+export type BackendChoice = typeof BACKEND_CHOICES[number];
+
+/** What the program ran on, attached to every result. */
+export interface Provenance {
+  backend: string;
+  tfjsVersion: string;
+  denoVersion: string;
+  v8Version: string;
+  os: string;
+  device: string;
+  /** Extra facts (e.g. GPU adapter, native kernel library) by name. */
+  details: Record<string, string>;
+}
+
+/** Options for {@link initBackend}. */
+export interface InitOptions {
+  /** Allow backends whose training gradients are known to be wrong (wasm). Inference only. */
+  inferenceOnly?: boolean;
+  /** Where fallback notices go (default: stderr). */
+  notice?: (line: string) => void;
+}
+
+const INSTALL_NODE_GPU =
+  "install with: deno install --allow-scripts=npm:@tensorflow/tfjs-node-gpu@4.22.0 (needs CUDA 11.2 + cuDNN 8.1)";
+const INSTALL_NODE = "install with: deno install --allow-scripts=npm:@tensorflow/tfjs-node@4.22.0";
+
+let current: Provenance | null = null;
+
+function firstLine(e: unknown): string {
+  const msg = e instanceof Error ? e.message : String(e);
+  return (msg.split("\n")[0] ?? "").slice(0, 400);
+}
+
+function defaultNotice(line: string): void {
+  // Progress and notices go to stderr; results go to files/stdout.
+  Deno.stderr.writeSync(new TextEncoder().encode(line + "\n"));
+}
+
+async function tryNode(gpu: boolean): Promise<string> {
+  const pkg = gpu ? "@tensorflow/tfjs-node-gpu" : "@tensorflow/tfjs-node";
+  // A dynamic import: when the native binding was never built, this throws a catchable Error
+  // naming the missing tfjs_binding.node, which is our fallback trigger.
+  // tfjs-node registers its kernels before loading the binding; when node-gpu failed first,
+  // node re-registers them and tfjs warns once per kernel. Those warnings are noise here.
+  const warn = console.warn;
+  console.warn = () => {};
+  try {
+    await import(pkg);
+  } finally {
+    console.warn = warn;
+  }
+  const ok = await tf.setBackend("tensorflow");
+  if (!ok) throw new Error(`${pkg} loaded but the 'tensorflow' backend did not initialise`);
+  return gpu ? "node-gpu" : "node";
+}
+
+async function tryWebgpu(): Promise<string> {
+  const gpu = (navigator as unknown as { gpu?: { requestAdapter(): Promise<unknown> } }).gpu;
+  if (!gpu) throw new Error("navigator.gpu is absent (run Deno with --unstable-webgpu)");
+  const adapter = await gpu.requestAdapter() as
+    | { info?: { vendor?: string; architecture?: string; device?: string; description?: string } }
+    | null;
+  if (!adapter) throw new Error("no WebGPU adapter");
+  const info = adapter.info ?? {};
+  const desc = [info.vendor, info.architecture, info.device, info.description].filter(Boolean)
+    .join(" ");
+  if (/llvmpipe|swiftshader|software|lavapipe/i.test(desc)) {
+    throw new Error(`WebGPU adapter is a software rasteriser (${desc})`);
+  }
+  await import("@tensorflow/tfjs-backend-webgpu");
+  if (!(await tf.setBackend("webgpu"))) throw new Error("tfjs webgpu backend did not initialise");
+  return "webgpu";
+}
+
+async function tryWasm(): Promise<string> {
+  const wasm = await import("@tensorflow/tfjs-backend-wasm");
+  const dir = new URL(
+    "../../node_modules/@tensorflow/tfjs-backend-wasm/dist/",
+    import.meta.url,
+  );
+  wasm.setWasmPaths(dir.pathname);
+  if (!(await tf.setBackend("wasm"))) throw new Error("tfjs wasm backend did not initialise");
+  return "wasm";
+}
+
+async function tryCpu(): Promise<string> {
+  if (!(await tf.setBackend("cpu"))) throw new Error("tfjs cpu backend did not initialise");
+  return "cpu";
+}
+
+/**
+ * Initialise tfjs for `choice` and return the provenance of what was selected.
+ * An explicit choice that fails throws a one-line error; `auto` falls back with notices.
+ */
+export async function initBackend(
+  choice: BackendChoice = "auto",
+  opts: InitOptions = {},
+): Promise<Provenance> {
+  const notice = opts.notice ?? defaultNotice;
+  if (!(BACKEND_CHOICES as readonly string[]).includes(choice)) {
+    throw new Error(
+      `--backend: unknown backend '${choice}' (expected one of ${BACKEND_CHOICES.join(", ")})`,
+    );
+  }
+  if (choice === "wasm" && !opts.inferenceOnly) {
+    throw new Error(
+      "--backend wasm: refused for training: tfjs-backend-wasm 4.22 computes wrong Conv3D input gradients (use cpu, node or node-gpu)",
+    );
+  }
+  const attempts: Record<Exclude<BackendChoice, "auto">, () => Promise<string>> = {
+    "node-gpu": () => tryNode(true),
+    node: () => tryNode(false),
+    webgpu: tryWebgpu,
+    wasm: tryWasm,
+    cpu: tryCpu,
+  };
+  let name: string;
+  if (choice === "auto") {
+    const order = ["node-gpu", "node", "webgpu", "cpu"] as const;
+    const hints: Record<string, string> = {
+      "node-gpu": INSTALL_NODE_GPU,
+      node: INSTALL_NODE,
+      webgpu: "needs a hardware GPU adapter",
+      cpu: "",
+    };
+    name = "";
+    for (const b of order) {
+      try {
+        name = await attempts[b]();
+        break;
+      } catch (e) {
+        if (b === "cpu") {
+          throw new Error(`--backend auto: no backend initialised (${firstLine(e)})`);
+        }
+        notice(`backend ${b} unavailable: ${firstLine(e)}; ${hints[b]}; falling back`);
+      }
+    }
+  } else {
+    try {
+      name = await attempts[choice]();
+    } catch (e) {
+      const hint = choice === "node-gpu"
+        ? `; ${INSTALL_NODE_GPU}`
+        : choice === "node"
+        ? `; ${INSTALL_NODE}`
+        : "";
+      throw new Error(`--backend ${choice}: ${firstLine(e)}${hint}`);
+    }
+  }
+  current = makeProvenance(name);
+  return current;
+}
+
+function makeProvenance(backend: string): Provenance {
+  return {
+    backend,
+    tfjsVersion: tf.version_core,
+    denoVersion: Deno.version.deno,
+    v8Version: Deno.version.v8,
+    os: `${Deno.build.os}-${Deno.build.arch}`,
+    device: backend === "cpu" || backend === "wasm"
+      ? `${navigator.hardwareConcurrency} CPU threads`
+      : backend,
+    details: {},
+  };
+}
+
+/** Provenance of the active backend (initialising `cpu` if nothing was selected yet). */
+export async function provenance(): Promise<Provenance> {
+  if (current === null) current = makeProvenance(await tryCpu());
+  return current;
+}
+
+/** Add a fact (e.g. the native kernel library in use) to the active provenance. */
+export function addProvenanceDetail(key: string, value: string): void {
+  if (current) current.details[key] = value;
+}
