@@ -12,6 +12,10 @@
 import * as tf from "@tensorflow/tfjs-core";
 import "@tensorflow/tfjs-backend-cpu";
 
+// Production mode: no "install tfjs-node" banner and no per-kernel debug warnings; our own
+// notices (one line per fallback) say what matters.
+tf.env().set("PROD", true);
+
 /** Backends a user can ask for. */
 export const BACKEND_CHOICES = ["auto", "node-gpu", "node", "webgpu", "wasm", "cpu"] as const;
 /** One of {@link BACKEND_CHOICES}. */

@@ -1,0 +1,260 @@
+/**
+ * The results store: one JSON file per finished run under `results/<benchmark>/runs/`, one
+ * binary checkpoint per unfinished run under `checkpoints/`, failures under `failed/`.
+ * Every write is atomic (temp file in the same folder + rename), so a file is complete or
+ * absent, concurrent writers (shards, SLURM tasks) never collide, and a failed run never
+ * touches a finished one.
+ * @module
+ */
+import { dirname, join } from "node:path";
+import type { MethodState, StoredTensor } from "../../methods/types.ts";
+import type { Provenance } from "../../methods/nn/backend.ts";
+
+/** Metrics of one test case. */
+export interface CaseMetrics {
+  id: string;
+  values: Record<string, number>;
+}
+
+/** One point of the loss-curve summary: means of each loss over a window of iterations. */
+export interface CurvePoint {
+  /** Last iteration (exclusive) of the window. */
+  iteration: number;
+  values: Record<string, number>;
+}
+
+/** What a finished run stores. */
+export interface RunRecord {
+  runId: string;
+  benchmark: string;
+  rowKey: string;
+  method: string;
+  labeled: number;
+  seed: number;
+  hyperParams: Record<string, unknown>;
+  /** The full run spec the id hashes. */
+  spec: Record<string, unknown>;
+  split: { name: string; hash: string };
+  provenance: Provenance & { gitCommit: string };
+  timing: { trainSeconds: number; evalSeconds: number; iterationsPerSecond: number };
+  curve: CurvePoint[];
+  cases: CaseMetrics[];
+  /** Mean over cases, by metric. */
+  mean: Record<string, number>;
+  /** Evaluation settings that change the numbers' meaning. */
+  protocol: { units: string; emptyPolicy: string; selection: string; lcc: boolean };
+  finishedAt: string;
+}
+
+/** A failed run's one-line reason. */
+export interface FailureRecord {
+  runId: string;
+  error: string;
+  iteration: number | null;
+  at: string;
+}
+
+/** Paths of a benchmark's result folder. */
+export class ResultStore {
+  constructor(readonly root: string, readonly benchmark: string) {}
+
+  get dir(): string {
+    return join(this.root, this.benchmark);
+  }
+  runPath(runId: string): string {
+    return join(this.dir, "runs", `${runId}.json`);
+  }
+  checkpointPath(runId: string): string {
+    return join(this.dir, "checkpoints", `${runId}.ckpt`);
+  }
+  failurePath(runId: string): string {
+    return join(this.dir, "failed", `${runId}.json`);
+  }
+
+  /** The finished run, or null when absent. A corrupt file is an error naming it. */
+  async readRun(runId: string): Promise<RunRecord | null> {
+    return await readJsonOrNull<RunRecord>(this.runPath(runId));
+  }
+
+  /** Every finished run of the benchmark, sorted by run id. */
+  async readAllRuns(): Promise<RunRecord[]> {
+    const dir = join(this.dir, "runs");
+    const out: RunRecord[] = [];
+    try {
+      for await (const e of Deno.readDir(dir)) {
+        if (!e.isFile || !e.name.endsWith(".json")) continue;
+        const r = await readJsonOrNull<RunRecord>(join(dir, e.name));
+        if (r) out.push(r);
+      }
+    } catch (e) {
+      if (!(e instanceof Deno.errors.NotFound)) throw e;
+    }
+    return out.sort((a, b) => a.runId.localeCompare(b.runId));
+  }
+
+  /** Store a finished run (atomically) and drop its checkpoint and any failure record. */
+  async writeRun(rec: RunRecord): Promise<void> {
+    await writeAtomic(
+      this.runPath(rec.runId),
+      new TextEncoder().encode(JSON.stringify(rec, null, 1)),
+    );
+    await removeIfPresent(this.checkpointPath(rec.runId));
+    await removeIfPresent(this.failurePath(rec.runId));
+  }
+
+  /** Record a failure; never touches a finished run. */
+  async writeFailure(f: FailureRecord): Promise<void> {
+    await writeAtomic(
+      this.failurePath(f.runId),
+      new TextEncoder().encode(JSON.stringify(f, null, 1)),
+    );
+  }
+
+  async readFailure(runId: string): Promise<FailureRecord | null> {
+    return await readJsonOrNull<FailureRecord>(this.failurePath(runId));
+  }
+
+  async writeCheckpoint(runId: string, ckpt: Checkpoint): Promise<void> {
+    await writeAtomic(this.checkpointPath(runId), encodeCheckpoint(ckpt));
+  }
+
+  /** The run's checkpoint, or null. A corrupt checkpoint is an error naming the file. */
+  async readCheckpoint(runId: string): Promise<Checkpoint | null> {
+    const p = this.checkpointPath(runId);
+    let bytes: Uint8Array;
+    try {
+      bytes = await Deno.readFile(p);
+    } catch (e) {
+      if (e instanceof Deno.errors.NotFound) return null;
+      throw e;
+    }
+    return decodeCheckpoint(bytes, p);
+  }
+
+  /** Write a text artefact (table, report) atomically into the benchmark folder. */
+  async writeText(name: string, text: string): Promise<string> {
+    const p = join(this.dir, name);
+    await writeAtomic(p, new TextEncoder().encode(text));
+    return p;
+  }
+}
+
+/** A resumable training snapshot: method state plus the harness's own state. */
+export interface Checkpoint {
+  /** Next iteration to run. */
+  iteration: number;
+  method: MethodState;
+  /** Harness state: sampler and RNG states, loss-curve accumulators, elapsed time. */
+  harness: Record<string, unknown>;
+}
+
+const MAGIC = "SSBCKPT1";
+
+/**
+ * Binary checkpoint: magic, u32 header length, JSON header (tensor shapes/offsets and the
+ * JSON state), then the float32 tensor data (little-endian, 4-byte aligned).
+ */
+export function encodeCheckpoint(c: Checkpoint): Uint8Array {
+  const names = Object.keys(c.method.tensors).sort();
+  const layout: Record<string, { shape: number[]; offset: number; length: number }> = {};
+  let offset = 0;
+  for (const n of names) {
+    const t = c.method.tensors[n]!;
+    layout[n] = { shape: t.shape, offset, length: t.values.length };
+    offset += t.values.length;
+  }
+  const header = new TextEncoder().encode(JSON.stringify({
+    iteration: c.iteration,
+    extra: c.method.extra,
+    rng: c.method.rng ?? null,
+    harness: c.harness,
+    layout,
+  }));
+  const headerPadded = Math.ceil((MAGIC.length + 4 + header.length) / 4) * 4;
+  const out = new Uint8Array(headerPadded + offset * 4);
+  out.set(new TextEncoder().encode(MAGIC), 0);
+  new DataView(out.buffer).setUint32(MAGIC.length, header.length, true);
+  out.set(header, MAGIC.length + 4);
+  const f32 = new Float32Array(out.buffer, headerPadded, offset);
+  for (const n of names) f32.set(c.method.tensors[n]!.values, layout[n]!.offset);
+  return out;
+}
+
+/** Inverse of {@link encodeCheckpoint}; one-line error naming `path` when corrupt. */
+export function decodeCheckpoint(bytes: Uint8Array, path: string): Checkpoint {
+  const bad = (why: string) => new Error(`${path}: corrupt checkpoint (${why})`);
+  if (bytes.length < MAGIC.length + 4) throw bad("too short");
+  if (new TextDecoder().decode(bytes.subarray(0, MAGIC.length)) !== MAGIC) throw bad("bad magic");
+  const hlen = new DataView(bytes.buffer, bytes.byteOffset).getUint32(MAGIC.length, true);
+  if (MAGIC.length + 4 + hlen > bytes.length) throw bad("header length beyond end of file");
+  let head: {
+    iteration: number;
+    extra: Record<string, unknown>;
+    rng: MethodState["rng"] | null;
+    harness: Record<string, unknown>;
+    layout: Record<string, { shape: number[]; offset: number; length: number }>;
+  };
+  try {
+    head = JSON.parse(
+      new TextDecoder().decode(bytes.subarray(MAGIC.length + 4, MAGIC.length + 4 + hlen)),
+    );
+  } catch {
+    throw bad("header is not JSON");
+  }
+  const start = Math.ceil((MAGIC.length + 4 + hlen) / 4) * 4;
+  const total = Object.values(head.layout).reduce((s, l) => s + l.length, 0);
+  if (start + total * 4 !== bytes.length) {
+    throw bad(`expected ${start + total * 4} bytes, found ${bytes.length}`);
+  }
+  const copy = bytes.slice(start).buffer;
+  const tensors: Record<string, StoredTensor> = {};
+  for (const [n, l] of Object.entries(head.layout)) {
+    tensors[n] = { shape: l.shape, values: new Float32Array(copy, l.offset * 4, l.length) };
+  }
+  const method: MethodState = { tensors, extra: head.extra };
+  if (head.rng) method.rng = head.rng;
+  return { iteration: head.iteration, method, harness: head.harness };
+}
+
+/** Write `bytes` to `path` atomically: temp file in the same folder, fsync, rename. */
+export async function writeAtomic(path: string, bytes: Uint8Array): Promise<void> {
+  await Deno.mkdir(dirname(path), { recursive: true });
+  const tmp = `${path}.tmp-${Deno.pid}-${crypto.randomUUID().slice(0, 8)}`;
+  try {
+    const f = await Deno.open(tmp, { write: true, create: true, truncate: true });
+    try {
+      let off = 0;
+      while (off < bytes.length) off += await f.write(bytes.subarray(off));
+      await f.sync();
+    } finally {
+      f.close();
+    }
+    await Deno.rename(tmp, path);
+  } catch (e) {
+    await removeIfPresent(tmp);
+    throw e;
+  }
+}
+
+async function removeIfPresent(p: string): Promise<void> {
+  try {
+    await Deno.remove(p);
+  } catch (e) {
+    if (!(e instanceof Deno.errors.NotFound)) throw e;
+  }
+}
+
+async function readJsonOrNull<T>(p: string): Promise<T | null> {
+  let text: string;
+  try {
+    text = await Deno.readTextFile(p);
+  } catch (e) {
+    if (e instanceof Deno.errors.NotFound) return null;
+    throw e;
+  }
+  try {
+    return JSON.parse(text) as T;
+  } catch {
+    throw new Error(`${p}: not valid JSON (delete it to recompute that run)`);
+  }
+}
