@@ -6,6 +6,7 @@
  * @module
  */
 import type { HyperValue } from "../../methods/types.ts";
+import type { EmptyPolicy } from "./metrics.ts";
 
 /** Per-case metrics the evaluator can compute. */
 export type MetricName =
@@ -20,7 +21,7 @@ export type MetricName =
   | "lesionF1";
 
 /** How an empty prediction or reference is scored (recorded with every result). */
-export type EmptyMaskPolicy = "reference-code" | "medpy-0.5" | "challenge";
+export type EmptyMaskPolicy = EmptyPolicy;
 
 /** The evaluation protocol of a paper. */
 export interface EvalProtocol {

@@ -1,0 +1,126 @@
+/**
+ * Grid expansion: a benchmark spec x CLI filters -> the list of runs, each with a stable id
+ * (SHA-256 of its canonical spec, so neither flag order nor method order changes it).
+ * @module
+ */
+import { getMethod } from "../../methods/mod.ts";
+import { type HyperParams, resolveHyperParams } from "../../methods/types.ts";
+import { hashOf } from "./canonical.ts";
+import type { BenchmarkSpec, MethodEntry } from "./spec.ts";
+
+/** One run of the grid. */
+export interface PlannedRun {
+  /** First 16 hex digits of the spec hash. */
+  runId: string;
+  benchmark: string;
+  rowKey: string;
+  method: string;
+  labeled: number;
+  seed: number;
+  labeledOnly: boolean;
+  hyperParams: HyperParams;
+  /** Everything that determines the run's numbers; what the id hashes. */
+  spec: Record<string, unknown>;
+}
+
+/** Filters from the command line; absent = everything the spec declares. */
+export interface PlanFilter {
+  methods?: string[];
+  labeled?: number[];
+  seeds?: number[];
+  iterations?: number;
+}
+
+/** The row key of a method entry. */
+export function rowKey(e: MethodEntry): string {
+  return e.key ?? e.method;
+}
+
+/** Expand `spec` into runs, sorted by row, labeled, seed. Unknown filter values are errors. */
+export function expandGrid(spec: BenchmarkSpec, filter: PlanFilter = {}): PlannedRun[] {
+  const keys = spec.methods.map(rowKey);
+  for (const m of filter.methods ?? []) {
+    if (!keys.includes(m) && !spec.methods.some((e) => e.method === m)) {
+      throw new Error(
+        `--methods: '${m}' is not in benchmark ${spec.id} (expected one of ${keys.join(", ")})`,
+      );
+    }
+  }
+  for (const l of filter.labeled ?? []) {
+    if (!spec.labeled.includes(l)) {
+      throw new Error(
+        `--labeled: ${l} is not a setting of ${spec.id} (expected one of ${
+          spec.labeled.join(", ")
+        })`,
+      );
+    }
+  }
+  const iterations = filter.iterations ?? spec.iterations;
+  const seeds = filter.seeds ?? spec.seeds;
+  const runs: PlannedRun[] = [];
+  for (const entry of spec.methods) {
+    const key = rowKey(entry);
+    if (filter.methods && !filter.methods.includes(key) && !filter.methods.includes(entry.method)) {
+      continue;
+    }
+    const def = getMethod(entry.method);
+    const common = Object.fromEntries(
+      Object.entries(spec.common ?? {}).filter(([k]) => k in def.defaults),
+    );
+    const hp = resolveHyperParams(def, { ...common, ...entry.overrides });
+    for (const labeled of entry.labeled ?? spec.labeled) {
+      if (filter.labeled && !filter.labeled.includes(labeled)) continue;
+      for (const seed of seeds) {
+        const runSpec = {
+          benchmark: spec.id,
+          dataset: spec.dataset,
+          method: entry.method,
+          rowKey: key,
+          hyperParams: hp,
+          labeled,
+          labeledOnly: entry.labeledOnly ?? false,
+          seed,
+          iterations,
+          batch: spec.batch,
+          patch: spec.patch,
+          eval: spec.eval,
+          selection: spec.selection,
+        };
+        runs.push({
+          runId: hashOf(runSpec).slice(0, 16),
+          benchmark: spec.id,
+          rowKey: key,
+          method: entry.method,
+          labeled,
+          seed,
+          labeledOnly: entry.labeledOnly ?? false,
+          hyperParams: hp,
+          spec: runSpec,
+        });
+      }
+    }
+  }
+  return runs;
+}
+
+/** Parse `i/n` (0 <= i < n) for --shard. */
+export function parseShard(s: string): { index: number; count: number } {
+  const m = /^(\d+)\/(\d+)$/.exec(s);
+  const index = m ? Number(m[1]) : NaN, count = m ? Number(m[2]) : NaN;
+  if (!m || count < 1 || index >= count) {
+    throw new Error(`--shard: expected i/n with 0 <= i < n (e.g. 0/4), got '${s}'`);
+  }
+  return { index, count };
+}
+
+/** The i-th of n disjoint slices, assigned by position in run-id order (stable). */
+export function shardRuns(
+  runs: PlannedRun[],
+  shard: { index: number; count: number },
+): PlannedRun[] {
+  const sorted = [...runs].sort((a, b) => a.runId.localeCompare(b.runId));
+  const mine = new Set(
+    sorted.filter((_, i) => i % shard.count === shard.index).map((r) => r.runId),
+  );
+  return runs.filter((r) => mine.has(r.runId));
+}

@@ -1,0 +1,320 @@
+/**
+ * The runner: executes planned runs one by one. For each run it skips a finished result,
+ * resumes from the latest checkpoint, trains with seeded streams, stops a diverging run with
+ * one line naming the run and iteration, evaluates on the test cases with the benchmark's
+ * protocol, and stores the result atomically.
+ *
+ * Seeds: the base seed is combined with the run identity per purpose (benchopt `get_seed`).
+ * Weight init and the patch sampler use (seed, dataset, labeled) only, so at a given seed
+ * every method sees the same batches and, where architectures coincide, the same initial
+ * weights: common random numbers, which make paired comparisons between methods sharper.
+ * Noise and dropout streams add the row key.
+ * @module
+ */
+import * as tf from "@tensorflow/tfjs-core";
+import { getMethod } from "../../methods/mod.ts";
+import type { Method, StepLosses, TrainBatch } from "../../methods/types.ts";
+import { deriveSeed, Rng, type RngState } from "../../methods/nn/rng.ts";
+import type { Provenance } from "../../methods/nn/backend.ts";
+import type { Case, Dataset, Split } from "../../datasets/types.ts";
+import type { BenchmarkSpec } from "./spec.ts";
+import type { PlannedRun } from "./plan.ts";
+import { type CurvePoint, ResultStore, type RunRecord } from "./store.ts";
+import { Progress } from "./progress.ts";
+import { evaluateCases } from "./evaluate.ts";
+import { type BatchSource, makeBatchSource } from "./batches.ts";
+
+/** A diverging loss or other training failure, with the iteration where it happened. */
+export class RunFailure extends Error {
+  constructor(message: string, readonly iteration: number | null) {
+    super(message);
+  }
+}
+
+/** Everything a run needs from outside: opened dataset, split, store, backend facts. */
+export interface RunContext {
+  spec: BenchmarkSpec;
+  dataset: Dataset;
+  split: Split;
+  store: ResultStore;
+  provenance: Provenance;
+  gitCommit: string;
+  progress: Progress;
+  /** Loaded cases by id (filled lazily, shared across runs). */
+  cache: Map<string, Case>;
+  /** Position of this run in the plan, for progress lines. */
+  index: number;
+  total: number;
+}
+
+/** Outcome of {@link executeRun}. */
+export type RunOutcome =
+  | { status: "skipped"; record: RunRecord }
+  | { status: "finished"; record: RunRecord }
+  | { status: "failed"; error: string };
+
+async function loadCases(ctx: RunContext, ids: string[]): Promise<Case[]> {
+  const out: Case[] = [];
+  for (const id of ids) {
+    let c = ctx.cache.get(id);
+    if (!c) {
+      c = await ctx.dataset.load(id);
+      ctx.cache.set(id, c);
+    }
+    out.push(c);
+  }
+  return out;
+}
+
+/** Current git commit of the checkout ("unknown" outside git). */
+export async function gitCommit(): Promise<string> {
+  try {
+    const out = await new Deno.Command("git", {
+      args: ["rev-parse", "--short=12", "HEAD"],
+      stderr: "null",
+    })
+      .output();
+    if (!out.success) return "unknown";
+    const head = new TextDecoder().decode(out.stdout).trim();
+    const dirty = await new Deno.Command("git", {
+      args: ["status", "--porcelain", "--untracked-files=no"],
+      stderr: "null",
+    })
+      .output();
+    return head + (dirty.success && dirty.stdout.length > 0 ? "-dirty" : "");
+  } catch {
+    return "unknown";
+  }
+}
+
+function finite(losses: StepLosses): string | null {
+  for (const [k, v] of Object.entries(losses)) if (!Number.isFinite(v)) return `${k} is ${v}`;
+  return null;
+}
+
+/** Loss-curve accumulator: means of each loss over fixed windows of iterations. */
+interface CurveState {
+  window: number;
+  sums: Record<string, number>;
+  count: number;
+  points: CurvePoint[];
+}
+
+function curveAdd(c: CurveState, it: number, losses: StepLosses): void {
+  for (const [k, v] of Object.entries(losses)) c.sums[k] = (c.sums[k] ?? 0) + v;
+  c.count++;
+  if (c.count === c.window) curveFlush(c, it + 1);
+}
+
+function curveFlush(c: CurveState, end: number): void {
+  if (c.count === 0) return;
+  c.points.push({
+    iteration: end,
+    values: Object.fromEntries(Object.entries(c.sums).map(([k, v]) => [k, v / c.count])),
+  });
+  c.sums = {};
+  c.count = 0;
+}
+
+function toBatch(b: ReturnType<BatchSource["next"]>): TrainBatch {
+  const [n, x, y, z, ch] = b.shape;
+  const nl = b.nLabeled;
+  const vox = x * y * z;
+  const labeledImages = tf.tensor5d(b.images.subarray(0, nl * vox * ch), [nl, x, y, z, ch]);
+  const labels = tf.tensor4d(b.labels.subarray(0, nl * vox), [nl, x, y, z], "int32");
+  const unlabeledImages = n > nl
+    ? tf.tensor5d(b.images.subarray(nl * vox * ch), [n - nl, x, y, z, ch])
+    : null;
+  return { labeledImages, labels, unlabeledImages };
+}
+
+function disposeBatch(b: TrainBatch): void {
+  b.labeledImages.dispose();
+  b.labels.dispose();
+  b.unlabeledImages?.dispose();
+}
+
+/** Run one planned run to completion (or resume it), evaluate it and store the record. */
+export async function executeRun(run: PlannedRun, ctx: RunContext): Promise<RunOutcome> {
+  const existing = await ctx.store.readRun(run.runId);
+  if (existing) return { status: "skipped", record: existing };
+  const { spec, split } = ctx;
+  const def = getMethod(run.method);
+  const iterations = run.spec["iterations"] as number;
+  const label = `${run.rowKey} L=${run.labeled} seed=${run.seed}`;
+  const where = `run ${run.runId} (${label})`;
+  let method: Method | null = null;
+  let iteration = 0;
+  try {
+    const labeledIds = split.train.slice(0, run.labeled);
+    if (labeledIds.length < run.labeled) {
+      throw new RunFailure(
+        `${where}: split ${split.name} has only ${split.train.length} training cases`,
+        null,
+      );
+    }
+    const unlabeledIds = run.labeledOnly ? [] : split.train.slice(run.labeled);
+    const [labeled, unlabeled] = [
+      await loadCases(ctx, labeledIds),
+      await loadCases(ctx, unlabeledIds),
+    ];
+    const channels = labeled[0]?.image.channels ?? 1;
+    const nClasses = ctx.dataset.nClasses;
+    method = def.create(run.hyperParams, {
+      initSeed: deriveSeed(run.seed, spec.dataset.id, "init"),
+      inChannels: channels,
+      nClasses,
+    });
+    const source = makeBatchSource({
+      labeled,
+      unlabeled,
+      patch: spec.patch,
+      labeledBs: spec.batch.labeled,
+      unlabeledBs: run.labeledOnly ? 0 : spec.batch.unlabeled,
+      seed: deriveSeed(run.seed, spec.dataset.id, run.labeled, "sampler"),
+    });
+    const noise = new Rng(deriveSeed(run.seed, run.rowKey, run.labeled, "noise"));
+    const dropout = new Rng(deriveSeed(run.seed, run.rowKey, run.labeled, "dropout"));
+    const curve: CurveState = {
+      window: Math.max(1, Math.ceil(iterations / 50)),
+      sums: {},
+      count: 0,
+      points: [],
+    };
+    let trainSeconds = 0;
+
+    const ckpt = await ctx.store.readCheckpoint(run.runId);
+    if (ckpt) {
+      method.restore(ckpt.method);
+      const h = ckpt.harness as {
+        source: unknown;
+        noise: RngState;
+        dropout: RngState;
+        curve: CurveState;
+        trainSeconds: number;
+      };
+      source.restore(h.source);
+      noise.restore(h.noise);
+      dropout.restore(h.dropout);
+      Object.assign(curve, h.curve);
+      trainSeconds = h.trainSeconds;
+      iteration = ckpt.iteration;
+      ctx.progress.line(`${where}: resuming at iteration ${iteration}`);
+    }
+
+    let t0 = performance.now();
+    let lastLoss = NaN;
+    while (iteration < iterations) {
+      const batch = toBatch(source.next());
+      let losses: StepLosses;
+      try {
+        losses = await method.trainStep(batch, {
+          iteration,
+          totalIterations: iterations,
+          random: { noise, dropout },
+        });
+      } finally {
+        disposeBatch(batch);
+      }
+      const bad = finite(losses);
+      if (bad) {
+        throw new RunFailure(
+          `${where}: loss diverged at iteration ${iteration} (${bad})`,
+          iteration,
+        );
+      }
+      curveAdd(curve, iteration, losses);
+      lastLoss = losses.loss;
+      iteration++;
+      const elapsed = trainSeconds + (performance.now() - t0) / 1000;
+      ctx.progress.update({
+        run: ctx.index + 1,
+        runs: ctx.total,
+        label,
+        iteration,
+        iterations,
+        loss: lastLoss,
+        itPerSec: iteration / Math.max(elapsed, 1e-9),
+      });
+      if (iteration % spec.checkpointEvery === 0 && iteration < iterations) {
+        trainSeconds += (performance.now() - t0) / 1000;
+        t0 = performance.now();
+        await ctx.store.writeCheckpoint(run.runId, {
+          iteration,
+          method: method.state(),
+          harness: {
+            source: source.state(),
+            noise: noise.state(),
+            dropout: dropout.state(),
+            curve,
+            trainSeconds,
+          },
+        });
+      }
+    }
+    trainSeconds += (performance.now() - t0) / 1000;
+    if (curve.count > 0) {
+      curveAdd({ ...curve, window: curve.count }, iterations - 1, {} as StepLosses);
+    }
+
+    const te = performance.now();
+    const testCases = await loadCases(ctx, split.test);
+    const cases = await evaluateCases(method, testCases, spec.eval, nClasses);
+    const evalSeconds = (performance.now() - te) / 1000;
+    const metricNames = Object.keys(cases[0]?.values ?? {});
+    const mean: Record<string, number> = {};
+    for (const m of metricNames) {
+      mean[m] = cases.reduce((s, c) => s + (c.values[m] ?? NaN), 0) / cases.length;
+    }
+    const record: RunRecord = {
+      runId: run.runId,
+      benchmark: run.benchmark,
+      rowKey: run.rowKey,
+      method: run.method,
+      labeled: run.labeled,
+      seed: run.seed,
+      hyperParams: run.hyperParams,
+      spec: {
+        ...run.spec,
+        unlabeledCount: unlabeledIds.length,
+        reconstructed: def.meta.reconstructed,
+        label: spec.methods.find((m) => (m.key ?? m.method) === run.rowKey)?.label ??
+          def.meta.title,
+      },
+      split: { name: split.name, hash: split.hash },
+      provenance: { ...ctx.provenance, gitCommit: ctx.gitCommit },
+      timing: {
+        trainSeconds,
+        evalSeconds,
+        iterationsPerSecond: iterations / Math.max(trainSeconds, 1e-9),
+      },
+      curve: curve.points,
+      cases,
+      mean,
+      protocol: {
+        units: spec.eval.units,
+        emptyPolicy: spec.eval.emptyPolicy,
+        selection: spec.selection.kind,
+        lcc: spec.eval.lcc,
+      },
+      finishedAt: new Date().toISOString(),
+    };
+    await ctx.store.writeRun(record);
+    return { status: "finished", record };
+  } catch (e) {
+    const msg = e instanceof RunFailure
+      ? e.message
+      : `${where}: failed at iteration ${iteration}: ${
+        (e instanceof Error ? e.message : String(e)).split("\n")[0]
+      }`;
+    await ctx.store.writeFailure({
+      runId: run.runId,
+      error: msg,
+      iteration: e instanceof RunFailure ? e.iteration : iteration,
+      at: new Date().toISOString(),
+    });
+    return { status: "failed", error: msg };
+  } finally {
+    method?.dispose();
+  }
+}

@@ -1,0 +1,166 @@
+/**
+ * `deno task bench`: plan, run and tabulate a benchmark. With no --benchmark it picks the
+ * synthetic default (every registered method; minutes on a 2-core CPU).
+ * @module
+ */
+import { join } from "node:path";
+import { METHODS } from "../methods/mod.ts";
+import { DATASETS, getDataset } from "../datasets/mod.ts";
+import { initBackend } from "../methods/nn/backend.ts";
+import { BENCHMARKS, getBenchmark } from "./mod.ts";
+import { type BenchOptions, helpText, parseBenchArgs } from "./cli.ts";
+import { expandGrid, parseShard, type PlannedRun, shardRuns } from "./harness/plan.ts";
+import { ResultStore } from "./harness/store.ts";
+import { buildTable, tableCsv, tableMarkdown } from "./harness/tables.ts";
+import { Progress } from "./harness/progress.ts";
+import { executeRun, gitCommit } from "./harness/runner.ts";
+import type { BenchmarkSpec } from "./harness/spec.ts";
+import type { Split } from "../datasets/types.ts";
+
+const out = (s: string) => Deno.stdout.writeSync(new TextEncoder().encode(s + "\n"));
+
+function listing(): string {
+  const lines = ["Benchmarks:"];
+  for (const b of BENCHMARKS) lines.push(`  ${b.id.padEnd(28)} ${b.title}`);
+  lines.push("Methods:");
+  for (const m of METHODS) {
+    lines.push(
+      `  ${m.id.padEnd(28)} ${m.meta.title} (${m.meta.paper})${
+        m.meta.reconstructed ? " [reconstructed]" : ""
+      }`,
+    );
+  }
+  lines.push("Datasets:");
+  for (const d of DATASETS) lines.push(`  ${d.id.padEnd(28)} ${d.title}`);
+  return lines.join("\n");
+}
+
+function dataRoot(spec: BenchmarkSpec, opts: BenchOptions): string {
+  return opts.dataDir ?? join("data", spec.dataset.id);
+}
+
+function pickSplit(splits: Split[], name: string | undefined, spec: BenchmarkSpec): Split {
+  if (name === undefined) {
+    const s = splits[0];
+    if (!s) throw new Error(`dataset ${spec.dataset.id}: no split defined`);
+    return s;
+  }
+  const s = splits.find((x) => x.name === name);
+  if (!s) {
+    throw new Error(
+      `benchmark ${spec.id}: dataset ${spec.dataset.id} has no split '${name}' (expected one of ${
+        splits.map((x) => x.name).join(", ")
+      })`,
+    );
+  }
+  return s;
+}
+
+/** Estimated cost of a plan in iterations x batch voxels (a unit comparable across runs). */
+function describePlan(spec: BenchmarkSpec, runs: PlannedRun[]): string[] {
+  const vox = spec.patch.reduce((a, b) => a * b, 1) * (spec.batch.labeled + spec.batch.unlabeled);
+  const lines = runs.map((r) =>
+    `${r.runId}  ${r.rowKey.padEnd(20)} labeled=${String(r.labeled).padEnd(4)} seed=${
+      String(r.seed).padEnd(6)
+    } iterations=${r.spec["iterations"]}`
+  );
+  const its = runs.reduce((s, r) => s + (r.spec["iterations"] as number), 0);
+  lines.push(
+    `${runs.length} runs, ${its} training iterations in all, ${
+      (its * vox / 1e9).toFixed(2)
+    } G voxel-passes of ${
+      spec.patch.join("x")
+    } x batch ${spec.batch.labeled}+${spec.batch.unlabeled}`,
+  );
+  return lines;
+}
+
+async function writeTables(spec: BenchmarkSpec, store: ResultStore): Promise<string> {
+  const table = buildTable(spec, await store.readAllRuns());
+  const md = tableMarkdown(table);
+  await store.writeText("table.md", md);
+  await store.writeText("table.csv", tableCsv(table));
+  return md;
+}
+
+/** Entry point; returns the process exit code. */
+export async function main(argv: string[]): Promise<number> {
+  const opts = parseBenchArgs(argv);
+  if (opts.help) {
+    out(helpText());
+    return 0;
+  }
+  if (opts.list) {
+    out(listing());
+    return 0;
+  }
+  const spec = getBenchmark(opts.benchmark ?? "synthetic");
+  const filter = {
+    ...(opts.methods ? { methods: opts.methods } : {}),
+    ...(opts.labeled ? { labeled: opts.labeled } : {}),
+    ...(opts.seeds ? { seeds: opts.seeds } : {}),
+    ...(opts.iterations ? { iterations: opts.iterations } : {}),
+  };
+  let runs = expandGrid(spec, filter);
+  if (opts.shard) runs = shardRuns(runs, parseShard(opts.shard));
+  const store = new ResultStore(opts.out, spec.id);
+  if (opts.dryRun) {
+    out(`Plan for ${spec.id} (${spec.title}), results in ${store.dir}:`);
+    for (const l of describePlan(spec, runs)) out(l);
+    return 0;
+  }
+  if (opts.tablesOnly) {
+    out(await writeTables(spec, store));
+    return 0;
+  }
+  const dsDef = getDataset(spec.dataset.id);
+  const root = dataRoot(spec, opts);
+  const dataset = dsDef.open(root, spec.dataset.options ?? {});
+  const split = pickSplit(await dataset.splits(), spec.dataset.split, spec);
+  const provenance = await initBackend(opts.backend);
+  const progress = new Progress();
+  const ctx = {
+    spec,
+    dataset,
+    split,
+    store,
+    provenance,
+    gitCommit: await gitCommit(),
+    progress,
+    cache: new Map(),
+    index: 0,
+    total: runs.length,
+  };
+  const t0 = performance.now();
+  let failed = 0;
+  for (const [i, run] of runs.entries()) {
+    const res = await executeRun(run, { ...ctx, index: i });
+    if (res.status === "skipped") {
+      progress.line(
+        `run ${run.runId} (${run.rowKey} L=${run.labeled} seed=${run.seed}): finished earlier, skipped`,
+      );
+    }
+    if (res.status === "failed") {
+      failed++;
+      progress.line(res.error);
+    }
+  }
+  out(await writeTables(spec, store));
+  out(
+    `${runs.length - failed}/${runs.length} runs done in ${
+      ((performance.now() - t0) / 1000).toFixed(1)
+    } s; tables in ${store.dir}`,
+  );
+  return failed > 0 ? 1 : 0;
+}
+
+if (import.meta.main) {
+  try {
+    Deno.exit(await main(Deno.args));
+  } catch (e) {
+    Deno.stderr.writeSync(
+      new TextEncoder().encode(`bench: ${e instanceof Error ? e.message : String(e)}\n`),
+    );
+    Deno.exit(2);
+  }
+}
