@@ -27,6 +27,8 @@ export interface MethodMeta {
   role: "proposed" | "baseline";
   /** True when the paper's full text/code was unavailable and the method is a reconstruction. */
   reconstructed: boolean;
+  /** False for supervised-only methods (they ignore `unlabeledImages`; tables show 0 unlabeled). */
+  usesUnlabeled?: boolean;
   /** Short notes on deviations, options that switch between paper and code, etc. */
   notes?: string;
 }

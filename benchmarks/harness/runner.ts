@@ -170,7 +170,8 @@ export async function executeRun(run: PlannedRun, ctx: RunContext): Promise<RunO
       unlabeled,
       patch: spec.patch,
       labeledBs: spec.batch.labeled,
-      unlabeledBs: run.labeledOnly ? 0 : spec.batch.unlabeled,
+      unlabeledBs: spec.batch.unlabeled,
+      labeledOnly: run.labeledOnly,
       seed: deriveSeed(run.seed, spec.dataset.id, run.labeled, "sampler"),
     });
     const noise = new Rng(deriveSeed(run.seed, run.rowKey, run.labeled, "noise"));

@@ -91,7 +91,9 @@ export function buildTable(
         seeds: rs.length,
         expectedSeeds: spec.seeds.length,
         ours: cols.map((c) => {
-          const vals = rs.map((r) => r.mean[c.metric]).filter((v): v is number => typeof v === "number");
+          const vals = rs.map((r) => r.mean[c.metric]).filter((v): v is number =>
+            typeof v === "number"
+          );
           return vals.length ? { mean: mean(vals) * c.scale, std: std(vals) * c.scale } : null;
         }),
         paper: cols.map((c) => reported?.values[c.metric] ?? null),
@@ -168,8 +170,11 @@ function stars(p: number | null): string {
 
 /** Markdown rendering: for each column "ours ± std | paper | gap", plus p marks on ours. */
 export function tableMarkdown(t: BuiltTable): string {
+  const withPaper = t.rows.some((r) => r.paper.some((p) => p !== null));
   const head = ["Method", "Labeled", "Unlabeled"];
-  for (const c of t.columns) head.push(`${c.header} ours`, "paper", "gap");
+  for (const c of t.columns) {
+    head.push(...(withPaper ? [`${c.header} ours`, "paper", "gap"] : [c.header]));
+  }
   const lines = [
     `### ${t.caption}`,
     "",
@@ -192,6 +197,7 @@ export function tableMarkdown(t: BuiltTable): string {
           ? "missing"
           : "—",
       );
+      if (!withPaper) return;
       cells.push(p === null ? "n/a" : fmt(p, c.decimals));
       cells.push(
         o && p !== null ? `${o.mean - p >= 0 ? "+" : ""}${fmt(o.mean - p, c.decimals)}` : "",
