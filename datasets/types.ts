@@ -60,6 +60,11 @@ export interface Dataset {
   modalities: string[];
   /** Classes including background. */
   nClasses: number;
+  /**
+   * A label value that is neither background nor a class and must be ignored by losses and
+   * metrics (WMH: 2 = "other pathology"). Absent when every label value is a class index.
+   */
+  ignoreLabel?: number;
   /** Splits by name (the first is the default). */
   splits(): Promise<Split[]>;
   /** All case ids available. */
