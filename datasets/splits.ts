@@ -10,7 +10,7 @@
  * fold files were generated with; tests check the files still equal them.
  * @module
  */
-import { createHash } from "node:crypto";
+import { hashOf } from "../methods/nn/canonical.ts";
 import { Rng } from "../methods/nn/rng.ts";
 import type { Split } from "./types.ts";
 
@@ -31,21 +31,10 @@ export interface SplitFile {
   splits: SplitEntry[];
 }
 
-/** JSON with object keys sorted and no whitespace (arrays keep their order). */
-export function canonicalJson(v: unknown): string {
-  if (Array.isArray(v)) return `[${v.map(canonicalJson).join(",")}]`;
-  if (v !== null && typeof v === "object") {
-    const o = v as Record<string, unknown>;
-    const keys = Object.keys(o).filter((k) => o[k] !== undefined).sort();
-    return `{${keys.map((k) => `${JSON.stringify(k)}:${canonicalJson(o[k])}`).join(",")}}`;
-  }
-  return JSON.stringify(v);
-}
-
 /** SHA-256 (hex) of the canonical JSON of `{name, train, val, test, source}`. */
 export function splitHash(s: Omit<Split, "hash">): string {
   const body = { name: s.name, train: s.train, val: s.val, test: s.test, source: s.source };
-  return createHash("sha256").update(canonicalJson(body)).digest("hex");
+  return hashOf(body);
 }
 
 /** Build a {@link Split} with its hash. */

@@ -1,11 +1,11 @@
 import assert from "node:assert/strict";
 import { DATASETS, getDataset } from "../datasets/mod.ts";
+import { canonicalJson } from "../methods/nn/canonical.ts";
 import { generateCase, synthetic } from "../datasets/synthetic.ts";
 import { writeNifti } from "../datasets/io/nifti.ts";
 import { main as checkMain } from "../datasets/check.ts";
 import {
   brats18FoldPositions,
-  canonicalJson,
   litsDefaultSplit,
   splitHash,
   wmhFoldPositions,

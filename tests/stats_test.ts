@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { incompleteBeta, mean, pairedTTest, std, tTwoSidedP } from "../benchmarks/harness/stats.ts";
-import { canonicalJson, hashOf } from "../benchmarks/harness/canonical.ts";
+import { canonicalJson, hashOf } from "../methods/nn/canonical.ts";
 
 const close = (a: number, b: number, tol: number, what: string) =>
   assert.ok(Math.abs(a - b) <= tol, `${what}: ${a} vs ${b}`);

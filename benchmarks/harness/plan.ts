@@ -5,7 +5,7 @@
  */
 import { getMethod } from "../../methods/mod.ts";
 import { type HyperParams, resolveHyperParams } from "../../methods/types.ts";
-import { hashOf } from "./canonical.ts";
+import { hashOf } from "../../methods/nn/canonical.ts";
 import type { BenchmarkSpec, MethodEntry } from "./spec.ts";
 
 /** One run of the grid. */

@@ -1,5 +1,5 @@
 /**
- * Canonical JSON and content hashes: the identity of a run is the SHA-256 of its spec with
+ * Canonical JSON and content hashes (shared by split files, run ids and seeds): the identity of a run is the SHA-256 of its spec with
  * object keys sorted, so the order flags or methods were given in never changes a run id.
  * @module
  */
