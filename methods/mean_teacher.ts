@@ -1,0 +1,195 @@
+/**
+ * Mean Teacher baseline (Tarvainen & Valpola 2017) in the UA-MT code base's conventions
+ * (spec methods.md §4; UA-MT `train_LA_meanteacher_certainty_unlabel.py` without the
+ * uncertainty mask): student on the clean batch (labeled + unlabeled), EMA teacher (decay 0.99,
+ * warm-up `min(1 - 1/(t+1), 0.99)`) on unlabeled + `clamp(N(0, 0.1), -0.2, 0.2)` in TRAIN mode
+ * (dropout on, BN batch statistics), `L = 0.5 (CE + Dice) + w(t) mean((softmax(s_u) - softmax(t_u))^2)`,
+ * `w(t) = 0.1 sigmoid_rampup(iter // 150, 40)`.
+ * @module
+ */
+import * as tf from "@tensorflow/tfjs-core";
+import type {
+  BuildContext,
+  Method,
+  MethodDefinition,
+  MethodState,
+  StepInfo,
+  StepLosses,
+  TrainBatch,
+} from "./types.ts";
+import { Rng } from "./nn/rng.ts";
+import { segHeads, VNet } from "./nn/vnet.ts";
+import { ceDiceLoss, softmaxMse } from "./nn/losses.ts";
+import { disposeGrads, lossAndGrads, type Sgd } from "./nn/optim.ts";
+import { emaUpdate } from "./nn/ema.ts";
+import { consistencyWeight } from "./nn/ramps.ts";
+import { clampedNoise } from "./nn/uncertainty.ts";
+import {
+  fullBatch,
+  LA_SGD,
+  laLr,
+  laSgd,
+  readLosses,
+  restoreSnapshot,
+  rows,
+  type SgdHp,
+  snapshot,
+} from "./nn/training.ts";
+
+/** Hyper-parameters of {@link meanTeacher}. */
+export type MeanTeacherHp = SgdHp & {
+  nFilters: number;
+  dropout: number;
+  /** Consistency weight C (0.1). */
+  consistency: number;
+  /** Ramp-up length L in "epochs" (40). */
+  consistencyRampup: number;
+  /** Iterations per ramp-up "epoch" (150). */
+  rampupEpochLength: number;
+  /** EMA decay (0.99). */
+  emaDecay: number;
+  /** Teacher input noise std (0.1) and clamp (0.2). */
+  noiseStd: number;
+  noiseClip: number;
+};
+
+/**
+ * MT consistency: `mean((softmax(student) - softmax(teacher))^2)` over voxels and classes
+ * (`softmax_mse_loss` then `torch.mean`).
+ */
+export function mtConsistency(studentLogits: tf.Tensor, teacherLogits: tf.Tensor): tf.Scalar {
+  return tf.tidy(() => tf.mean(softmaxMse(studentLogits, teacherLogits)));
+}
+
+/** Defaults shared by the mean-teacher family (UA-MT LA protocol). */
+export const MT_DEFAULTS: MeanTeacherHp = {
+  nFilters: 16,
+  dropout: 0.5,
+  ...LA_SGD,
+  consistency: 0.1,
+  consistencyRampup: 40,
+  rampupEpochLength: 150,
+  emaDecay: 0.99,
+  noiseStd: 0.1,
+  noiseClip: 0.2,
+};
+
+/**
+ * Student + EMA teacher with the mean-teacher step; `consistencyTerm` computes the
+ * consistency scalar from the student's unlabeled logits and the teacher's (no-grad) logits.
+ * Exported for UA-MT, which only changes that term.
+ */
+export class MeanTeacherBase<H extends MeanTeacherHp> implements Method {
+  protected readonly student: VNet;
+  protected readonly teacher: VNet;
+  protected readonly opt: Sgd;
+  protected readonly hp: H;
+  protected readonly nClasses: number;
+
+  constructor(hp: H, ctx: BuildContext) {
+    this.hp = hp;
+    this.nClasses = ctx.nClasses;
+    const rng = new Rng(ctx.initSeed);
+    const opts = {
+      inChannels: ctx.inChannels,
+      nFilters: hp.nFilters,
+      heads: segHeads(ctx.nClasses),
+      dropoutP: hp.dropout,
+    };
+    // As the reference: create_model() then create_model(ema=True), drawn in sequence.
+    this.student = new VNet(opts, rng);
+    this.teacher = new VNet(opts, rng);
+    this.opt = laSgd(this.student, hp);
+  }
+
+  /** Teacher-side tensors for the step (kept; disposed by the caller). */
+  protected teacherTargets(u: tf.Tensor5D, step: StepInfo): Record<string, tf.Tensor> {
+    return tf.tidy(() => {
+      const noise = clampedNoise(u.shape, step.random.noise, this.hp.noiseStd, this.hp.noiseClip);
+      const [t] = this.teacher.forward(tf.add(u, noise) as tf.Tensor5D, {
+        training: true,
+        dropoutRng: step.random.dropout,
+      });
+      return { teacherLogits: t! };
+    });
+  }
+
+  /** Consistency scalar (MT: mean softmax-MSE over unlabeled voxels and classes). */
+  protected consistencyTerm(
+    studentU: tf.Tensor,
+    targets: Record<string, tf.Tensor>,
+    _step: StepInfo,
+  ): tf.Scalar {
+    return mtConsistency(studentU, targets.teacherLogits!);
+  }
+
+  trainStep(batch: TrainBatch, step: StepInfo): StepLosses {
+    const bl = batch.labeledImages.shape[0];
+    const u = batch.unlabeledImages;
+    const targets = u === null ? {} : this.teacherTargets(u, step);
+    const w = consistencyWeight(
+      this.hp.consistency,
+      step.iteration,
+      this.hp.consistencyRampup,
+      this.hp.rampupEpochLength,
+    );
+    const x = fullBatch(batch);
+    const aux: Record<string, tf.Tensor> = {};
+    const { value, grads } = lossAndGrads(() => {
+      const [logits] = this.student.forward(x, { training: true, dropoutRng: step.random.dropout });
+      const { loss: sup, ce, dice } = ceDiceLoss(rows(logits!, 0, bl), batch.labels);
+      aux.supervised = tf.keep(sup);
+      aux.ce = tf.keep(ce);
+      aux.dice = tf.keep(dice);
+      if (u === null) return sup;
+      const cons = this.consistencyTerm(rows(logits!, bl, logits!.shape[0]), targets, step);
+      aux.consistency = tf.keep(cons);
+      return tf.add(sup, tf.mul(w, cons)) as tf.Scalar;
+    }, this.student.params);
+    x.dispose();
+    for (const t of Object.values(targets)) t.dispose();
+    const lr = laLr(this.hp, step.iteration);
+    this.opt.step(grads, lr);
+    disposeGrads(grads);
+    emaUpdate(this.teacher.params, this.student.params, step.iteration, this.hp.emaDecay);
+    return readLosses({ loss: value, ...aux }, { lr, consistencyWeight: w });
+  }
+
+  predict(patch: tf.Tensor5D): tf.Tensor5D {
+    return tf.tidy(() =>
+      tf.softmax(this.student.forward(patch, { training: false })[0]!, -1) as tf.Tensor5D
+    );
+  }
+
+  state(): MethodState {
+    return snapshot(this.student, this.opt, this.teacher);
+  }
+
+  restore(s: MethodState): void {
+    restoreSnapshot(s, this.student, this.opt, this.teacher);
+  }
+
+  dispose(): void {
+    this.student.dispose();
+    this.teacher.dispose();
+    this.opt.dispose();
+  }
+}
+
+/** Registry entry: Mean Teacher (UA-MT code base conventions). */
+export const meanTeacher: MethodDefinition<MeanTeacherHp> = {
+  id: "mean-teacher",
+  meta: {
+    title: "MT",
+    paper: "Tarvainen & Valpola, NeurIPS 2017 (as run by Yu et al., MICCAI 2019)",
+    referenceCode:
+      "yulequan/UA-MT code/train_LA_meanteacher_certainty_unlabel.py (without the uncertainty mask)",
+    role: "baseline",
+    reconstructed: false,
+    notes:
+      "Consistency on unlabeled images only; teacher in train mode (dropout, BN batch stats); " +
+      "predictions from the student.",
+  },
+  defaults: MT_DEFAULTS,
+  create: (hp, ctx) => new MeanTeacherBase(hp, ctx),
+};

@@ -1,0 +1,127 @@
+/**
+ * Small helpers shared by the V-Net methods: batch concatenation/splitting as the reference
+ * scripts do it (`volume_batch = cat(labeled, unlabeled)`, `outputs[:labeled_bs]`), the SGD +
+ * step-decay set-up of the LA scripts, and reading scalar losses back (UA-MT
+ * `train_LA_meanteacher_certainty_unlabel.py`, DTC `train_la_dtc.py`).
+ * @module
+ */
+import * as tf from "@tensorflow/tfjs-core";
+import type { MethodState, StepLosses, StoredTensor, TrainBatch } from "../types.ts";
+import { type Optimizer, Sgd, stepLr } from "./optim.ts";
+import type { VNet } from "./vnet.ts";
+
+/** The LA protocol's optimisation hyper-parameters (spec methods.md §2.2). */
+export type SgdHp = {
+  lr: number;
+  lrStep: number;
+  lrGamma: number;
+  momentum: number;
+  weightDecay: number;
+};
+
+/** Defaults of {@link SgdHp}: SGD 0.01, momentum 0.9, wd 1e-4, x0.1 every 2500 iterations. */
+export const LA_SGD: SgdHp = {
+  lr: 0.01,
+  lrStep: 2500,
+  lrGamma: 0.1,
+  momentum: 0.9,
+  weightDecay: 1e-4,
+};
+
+/** `torch.optim.SGD(model.parameters(), lr, momentum, weight_decay)` over `net`'s parameters. */
+export function laSgd(net: VNet, hp: SgdHp): Sgd {
+  return new Sgd(net.params, { momentum: hp.momentum, weightDecay: hp.weightDecay });
+}
+
+/** LR used by 0-based iteration `iter`: `lr * gamma^(iter // lrStep)`. */
+export function laLr(hp: SgdHp, iteration: number): number {
+  return stepLr(hp.lr, iteration, hp.lrStep, hp.lrGamma);
+}
+
+/** `cat([labeled, unlabeled])` along the batch axis (a new tensor; the caller disposes it). */
+export function fullBatch(batch: TrainBatch): tf.Tensor5D {
+  return batch.unlabeledImages === null
+    ? tf.clone(batch.labeledImages)
+    : tf.concat([batch.labeledImages, batch.unlabeledImages], 0);
+}
+
+/** Rows [from, to) of the batch axis of `t`. */
+export function rows<T extends tf.Tensor>(t: T, from: number, to: number): T {
+  const begin = t.shape.map(() => 0);
+  begin[0] = from;
+  const size = t.shape.map((d) => d);
+  size[0] = to - from;
+  return tf.slice(t, begin, size) as T;
+}
+
+/** Channel `c` of a channels-last tensor, channel axis dropped. */
+export function channel(t: tf.Tensor, c: number): tf.Tensor {
+  const r = t.shape.length;
+  const begin = t.shape.map(() => 0);
+  begin[r - 1] = c;
+  const size = t.shape.map((d) => d);
+  size[r - 1] = 1;
+  return tf.reshape(tf.slice(t, begin, size), t.shape.slice(0, r - 1));
+}
+
+/** Read scalar tensors into numbers and dispose them. */
+export function readLosses(
+  scalars: Record<string, tf.Tensor>,
+  extra: Record<string, number> = {},
+): StepLosses {
+  const out: Record<string, number> = { ...extra };
+  for (const [k, t] of Object.entries(scalars)) {
+    out[k] = (t.dataSync() as Float32Array)[0]!;
+    t.dispose();
+  }
+  if (out.loss === undefined) throw new Error("readLosses: no 'loss'");
+  return out as StepLosses;
+}
+
+/** Prefix every key of a tensor record. */
+export function prefixed(
+  prefix: string,
+  r: Record<string, StoredTensor>,
+): Record<string, StoredTensor> {
+  const out: Record<string, StoredTensor> = {};
+  for (const [k, v] of Object.entries(r)) out[prefix + k] = v;
+  return out;
+}
+
+/** Keys of `r` that start with `prefix`, with the prefix removed. */
+export function unprefixed(
+  prefix: string,
+  r: Record<string, StoredTensor>,
+): Record<string, StoredTensor> {
+  const out: Record<string, StoredTensor> = {};
+  for (const [k, v] of Object.entries(r)) if (k.startsWith(prefix)) out[k.slice(prefix.length)] = v;
+  return out;
+}
+
+/** Snapshot of a student (+ optional teacher) and its optimizer. */
+export function snapshot(student: VNet, opt: Optimizer, teacher?: VNet): MethodState {
+  const o = opt.state();
+  return {
+    tensors: {
+      ...student.state("student."),
+      ...(teacher ? teacher.state("teacher.") : {}),
+      ...prefixed("optim.", o.tensors),
+    },
+    extra: { optim: o.extra },
+  };
+}
+
+/** Inverse of {@link snapshot}. */
+export function restoreSnapshot(
+  s: MethodState,
+  student: VNet,
+  opt: Optimizer,
+  teacher?: VNet,
+): void {
+  student.restore(s.tensors, "student.");
+  teacher?.restore(s.tensors, "teacher.");
+  opt.restore({
+    tensors: unprefixed("optim.", s.tensors),
+    extra: (s.extra.optim ?? {}) as Record<string, number>,
+  });
+}

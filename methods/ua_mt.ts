@@ -1,0 +1,68 @@
+/**
+ * UA-MT (Yu et al., MICCAI 2019; yulequan/UA-MT `code/train_LA_meanteacher_certainty_unlabel.py`,
+ * spec methods.md §5): mean teacher whose consistency is restricted to voxels the teacher is
+ * certain about. T = 8 MC teacher passes (4 forwards over the unlabeled batch repeated twice,
+ * fresh input noise each, dropout on); predictive entropy U of the mean softmax; threshold
+ * `(0.75 + 0.25 sigmoid_rampup(iter, maxIter)) ln 2`; `L_con = sum(M D) / (2 sum(M) + 1e-16)`.
+ * @module
+ */
+import type * as tf from "@tensorflow/tfjs-core";
+import type { MethodDefinition, StepInfo } from "./types.ts";
+import { softmaxMse } from "./nn/losses.ts";
+import {
+  certaintyMask,
+  maskedConsistency,
+  mcEntropy,
+  uncertaintyThreshold,
+} from "./nn/uncertainty.ts";
+import { MeanTeacherBase, type MeanTeacherHp, MT_DEFAULTS } from "./mean_teacher.ts";
+
+/** Hyper-parameters of {@link uaMt}. */
+export type UaMtHp = MeanTeacherHp & {
+  /** MC dropout passes T (8). */
+  mcPasses: number;
+  /** Copies of the unlabeled batch per MC forward (2, as the reference). */
+  mcRepeats: number;
+};
+
+class UaMt extends MeanTeacherBase<UaMtHp> {
+  protected override teacherTargets(u: tf.Tensor5D, step: StepInfo): Record<string, tf.Tensor> {
+    const base = super.teacherTargets(u, step);
+    const entropy = mcEntropy(this.teacher, u, {
+      passes: this.hp.mcPasses,
+      repeats: this.hp.mcRepeats,
+      noiseRng: step.random.noise,
+      dropoutRng: step.random.dropout,
+      noiseStd: this.hp.noiseStd,
+      noiseClip: this.hp.noiseClip,
+    });
+    const threshold = uncertaintyThreshold(step.iteration, step.totalIterations, this.nClasses);
+    const mask = certaintyMask(entropy, threshold);
+    entropy.dispose();
+    return { ...base, mask };
+  }
+
+  protected override consistencyTerm(
+    studentU: tf.Tensor,
+    targets: Record<string, tf.Tensor>,
+    _step: StepInfo,
+  ): tf.Scalar {
+    return maskedConsistency(softmaxMse(studentU, targets.teacherLogits!), targets.mask!);
+  }
+}
+
+/** Registry entry: UA-MT (the `_unlabel` script: consistency on unlabeled images only). */
+export const uaMt: MethodDefinition<UaMtHp> = {
+  id: "ua-mt",
+  meta: {
+    title: "UA-MT",
+    paper:
+      "Yu et al., Uncertainty-aware Self-ensembling Model for Semi-supervised 3D Left Atrium Segmentation, MICCAI 2019",
+    referenceCode: "yulequan/UA-MT code/train_LA_meanteacher_certainty_unlabel.py",
+    role: "baseline",
+    reconstructed: false,
+    notes: "Threshold ramps over StepInfo.totalIterations; ln 2 generalised to ln(nClasses).",
+  },
+  defaults: { ...MT_DEFAULTS, mcPasses: 8, mcRepeats: 2 },
+  create: (hp, ctx) => new UaMt(hp, ctx),
+};
