@@ -19,7 +19,7 @@ import type { Provenance } from "../../methods/nn/backend.ts";
 import type { Case, Dataset, Split } from "../../datasets/types.ts";
 import type { BenchmarkSpec } from "./spec.ts";
 import type { PlannedRun } from "./plan.ts";
-import { type CurvePoint, ResultStore, type RunRecord } from "./store.ts";
+import { type BestState, type CurvePoint, ResultStore, type RunRecord } from "./store.ts";
 import { Progress } from "./progress.ts";
 import { evaluateCases } from "./evaluate.ts";
 import { type BatchSource, makeBatchSource } from "./batches.ts";
@@ -116,6 +116,22 @@ function curveFlush(c: CurveState, end: number): void {
   c.count = 0;
 }
 
+/** Mean validation Dice, the best-val selection criterion (never computed on test cases). */
+async function validationDice(
+  method: Method,
+  cases: Case[],
+  spec: BenchmarkSpec,
+  nClasses: number,
+): Promise<number> {
+  const scores = await evaluateCases(
+    method,
+    cases,
+    { ...spec.eval, lcc: false, metrics: ["dice"] },
+    nClasses,
+  );
+  return scores.reduce((s, c) => s + (c.values["dice"] ?? 0), 0) / Math.max(1, scores.length);
+}
+
 function toBatch(b: ReturnType<BatchSource["next"]>): TrainBatch {
   const [n, x, y, z, ch] = b.shape;
   const nl = b.nLabeled;
@@ -203,6 +219,13 @@ export async function executeRun(run: PlannedRun, ctx: RunContext): Promise<RunO
       ctx.progress.line(`${where}: resuming at iteration ${iteration}`);
     }
 
+    if (spec.selection.kind === "best-val" && split.val.length === 0) {
+      throw new RunFailure(
+        `${where}: selection best-val needs a validation split, and ${split.name} has none`,
+        null,
+      );
+    }
+    let best: BestState | null = ckpt ? await ctx.store.readBest(run.runId) : null;
     let t0 = performance.now();
     let lastLoss = NaN;
     while (iteration < iterations) {
@@ -237,6 +260,13 @@ export async function executeRun(run: PlannedRun, ctx: RunContext): Promise<RunO
         loss: lastLoss,
         itPerSec: iteration / Math.max(elapsed, 1e-9),
       });
+      if (spec.selection.kind === "best-val" && iteration % spec.selection.every === 0) {
+        const score = await validationDice(method, await loadCases(ctx, split.val), spec, nClasses);
+        if (!best || score > best.score) {
+          best = { iteration, score, state: method.state() };
+          await ctx.store.writeBest(run.runId, best);
+        }
+      }
       if (iteration % spec.checkpointEvery === 0 && iteration < iterations) {
         trainSeconds += (performance.now() - t0) / 1000;
         t0 = performance.now();
@@ -254,8 +284,13 @@ export async function executeRun(run: PlannedRun, ctx: RunContext): Promise<RunO
       }
     }
     trainSeconds += (performance.now() - t0) / 1000;
-    if (curve.count > 0) {
-      curveAdd({ ...curve, window: curve.count }, iterations - 1, {} as StepLosses);
+    curveFlush(curve, iterations);
+    if (best) {
+      // best-val selection: score the checkpoint that was best on the validation split.
+      method.restore(best.state);
+      ctx.progress.line(
+        `${where}: selected iteration ${best.iteration} (validation Dice ${best.score.toFixed(4)})`,
+      );
     }
 
     const te = performance.now();

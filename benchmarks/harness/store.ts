@@ -99,6 +99,7 @@ export class ResultStore {
       new TextEncoder().encode(JSON.stringify(rec, null, 1)),
     );
     await removeIfPresent(this.checkpointPath(rec.runId));
+    await removeIfPresent(this.bestPath(rec.runId));
     await removeIfPresent(this.failurePath(rec.runId));
   }
 
@@ -112,6 +113,31 @@ export class ResultStore {
 
   async readFailure(runId: string): Promise<FailureRecord | null> {
     return await readJsonOrNull<FailureRecord>(this.failurePath(runId));
+  }
+
+  bestPath(runId: string): string {
+    return join(this.dir, "checkpoints", `${runId}.best.ckpt`);
+  }
+
+  /** Persist the best-on-validation state so a resumed run keeps its selection. */
+  async writeBest(runId: string, b: BestState): Promise<void> {
+    await writeAtomic(
+      this.bestPath(runId),
+      encodeCheckpoint({ iteration: b.iteration, method: b.state, harness: { score: b.score } }),
+    );
+  }
+
+  async readBest(runId: string): Promise<BestState | null> {
+    const p = this.bestPath(runId);
+    let bytes: Uint8Array;
+    try {
+      bytes = await Deno.readFile(p);
+    } catch (e) {
+      if (e instanceof Deno.errors.NotFound) return null;
+      throw e;
+    }
+    const c = decodeCheckpoint(bytes, p);
+    return { iteration: c.iteration, score: c.harness["score"] as number, state: c.method };
   }
 
   async writeCheckpoint(runId: string, ckpt: Checkpoint): Promise<void> {
@@ -146,6 +172,13 @@ export interface Checkpoint {
   method: MethodState;
   /** Harness state: sampler and RNG states, loss-curve accumulators, elapsed time. */
   harness: Record<string, unknown>;
+}
+
+/** The state that scored best on the validation split so far (best-val selection). */
+export interface BestState {
+  iteration: number;
+  score: number;
+  state: MethodState;
 }
 
 const MAGIC = "SSBCKPT1";
