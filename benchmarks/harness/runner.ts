@@ -19,8 +19,8 @@ import type { Provenance } from "../../methods/nn/backend.ts";
 import type { Case, Dataset, Split } from "../../datasets/types.ts";
 import type { BenchmarkSpec } from "./spec.ts";
 import type { PlannedRun } from "./plan.ts";
-import { type BestState, type CurvePoint, ResultStore, type RunRecord } from "./store.ts";
-import { Progress } from "./progress.ts";
+import type { BestState, CurvePoint, ResultStore, RunRecord } from "./store.ts";
+import type { Progress } from "./progress.ts";
 import { evaluateCases } from "./evaluate.ts";
 import { type BatchSource, makeBatchSource } from "./batches.ts";
 

@@ -6,18 +6,29 @@
  * one line to stderr per fallback with the reason and the install hint. `wasm` is refused
  * for training: tfjs-backend-wasm 4.22 computes wrong Conv3DBackpropInputV2 (its depth loop
  * bound omits the filter corner; spec performance.md section 2.3), so every conv gradient
- * but the first layer's would be wrong.
+ * but the first layer's would be wrong. `cpu` is tfjs cpu plus the oneDNN kernels of
+ * `native/install.ts` when `libdnnl.so.2` loads (one notice line when not); `cpu-js` is pure
+ * tfjs cpu (as is `cpu` with `SEMISEG_NATIVE=0`).
  * @module
  */
 import * as tf from "@tensorflow/tfjs-core";
 import "@tensorflow/tfjs-backend-cpu";
+import { installNativeKernels, uninstallNativeKernels } from "./native/install.ts";
 
 // Production mode: no "install tfjs-node" banner and no per-kernel debug warnings; our own
 // notices (one line per fallback) say what matters.
 tf.env().set("PROD", true);
 
 /** Backends a user can ask for. */
-export const BACKEND_CHOICES = ["auto", "node-gpu", "node", "webgpu", "wasm", "cpu"] as const;
+export const BACKEND_CHOICES = [
+  "auto",
+  "node-gpu",
+  "node",
+  "webgpu",
+  "wasm",
+  "cpu",
+  "cpu-js",
+] as const;
 /** One of {@link BACKEND_CHOICES}. */
 export type BackendChoice = typeof BACKEND_CHOICES[number];
 
@@ -46,6 +57,8 @@ const INSTALL_NODE_GPU =
 const INSTALL_NODE = "install with: deno install --allow-scripts=npm:@tensorflow/tfjs-node@4.22.0";
 
 let current: Provenance | null = null;
+/** Native kernel library in use on `cpu` ("none (...)" when pure JS), for the provenance. */
+let nativeDetail: string | null = null;
 
 function firstLine(e: unknown): string {
   const msg = e instanceof Error ? e.message : String(e);
@@ -63,11 +76,14 @@ async function tryNode(gpu: boolean): Promise<string> {
   // naming the missing tfjs_binding.node, which is our fallback trigger.
   // tfjs-node registers its kernels before loading the binding; when node-gpu failed first,
   // node re-registers them and tfjs warns once per kernel. Those warnings are noise here.
+  // deno-lint-ignore no-console
   const warn = console.warn;
+  // deno-lint-ignore no-console
   console.warn = () => {};
   try {
     await import(pkg);
   } finally {
+    // deno-lint-ignore no-console
     console.warn = warn;
   }
   const ok = await tf.setBackend("tensorflow");
@@ -104,9 +120,18 @@ async function tryWasm(): Promise<string> {
   return "wasm";
 }
 
-async function tryCpu(): Promise<string> {
+async function tryCpu(notice: (line: string) => void = defaultNotice): Promise<string> {
   if (!(await tf.setBackend("cpu"))) throw new Error("tfjs cpu backend did not initialise");
+  const st = installNativeKernels({ notice });
+  nativeDetail = st.active ? `oneDNN ${st.version}` : `none (${st.reason})`;
   return "cpu";
+}
+
+async function tryCpuJs(): Promise<string> {
+  uninstallNativeKernels();
+  if (!(await tf.setBackend("cpu"))) throw new Error("tfjs cpu backend did not initialise");
+  nativeDetail = "none (pure-JS tfjs cpu)";
+  return "cpu-js";
 }
 
 /**
@@ -133,7 +158,8 @@ export async function initBackend(
     node: () => tryNode(false),
     webgpu: tryWebgpu,
     wasm: tryWasm,
-    cpu: tryCpu,
+    cpu: () => tryCpu(notice),
+    "cpu-js": tryCpuJs,
   };
   let name: string;
   if (choice === "auto") {
@@ -179,10 +205,10 @@ function makeProvenance(backend: string): Provenance {
     denoVersion: Deno.version.deno,
     v8Version: Deno.version.v8,
     os: `${Deno.build.os}-${Deno.build.arch}`,
-    device: backend === "cpu" || backend === "wasm"
+    device: backend === "cpu" || backend === "cpu-js" || backend === "wasm"
       ? `${navigator.hardwareConcurrency} CPU threads`
       : backend,
-    details: {},
+    details: backend === "cpu" && nativeDetail !== null ? { nativeKernels: nativeDetail } : {},
   };
 }
 

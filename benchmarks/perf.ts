@@ -1,0 +1,387 @@
+/**
+ * `deno task perf`: wall-clock of one V-Net training step (forward, 0.5*(CE+Dice), backward,
+ * SGD momentum 0.9 / wd 1e-4) on the tfjs cpu backend, with the oneDNN native kernels
+ * (`cpu`) and optionally pure JS (`cpu-js`); median of N timed steps after warm-up, GFLOP/s
+ * from an analytic conv FLOP count, the PyTorch CPU time of the same step
+ * (`shared/perf/torch_vnet.py`, when python3 with torch is installed) and their ratio, a
+ * per-kernel `tf.profile` of one step, and an optional memory-growth check.
+ *
+ * Flags: `--shapes 32x32x32,64x64x48` (D x H x W) `--batch 2` `--runs 5` `--warmup 1`
+ * `--backends cpu,cpu-js` (cpu-js is slow: ~20 s per 32^3 step) `--js-max-voxels 40000`
+ * (skip cpu-js above this many voxels per sample) `--no-torch` `--no-profile`
+ * `--mem-steps 0` (steps of the memory check; 200 for the acceptance check) `--json FILE`
+ * `--threads N` (oneDNN and PyTorch threads; default $OMP_NUM_THREADS or 2).
+ * Timings on a shared 2-core VM are noisy: compare medians only.
+ * @module
+ */
+import * as tf from "@tensorflow/tfjs-core";
+import { initBackend, type Provenance } from "../methods/nn/backend.ts";
+import { Rng } from "../methods/nn/rng.ts";
+import { VNet } from "../methods/nn/vnet.ts";
+import { ceDiceLoss } from "../methods/nn/losses.ts";
+import { disposeGrads, lossAndGrads, Sgd } from "../methods/nn/optim.ts";
+
+const enc = new TextEncoder();
+function say(line: string): void {
+  Deno.stdout.writeSync(enc.encode(line + "\n"));
+}
+
+/** Command-line options of the perf task. */
+export interface PerfOptions {
+  shapes: [number, number, number][];
+  batch: number;
+  runs: number;
+  warmup: number;
+  backends: ("cpu" | "cpu-js")[];
+  jsMaxVoxels: number;
+  torch: boolean;
+  profile: boolean;
+  memSteps: number;
+  json: string | null;
+  nFilters: number;
+  threads: number;
+}
+
+/** Parse the flags listed in the module doc. */
+export function parseArgs(args: string[]): PerfOptions {
+  const o: PerfOptions = {
+    shapes: [[32, 32, 32], [64, 64, 48]],
+    batch: 2,
+    runs: 5,
+    warmup: 1,
+    backends: ["cpu", "cpu-js"],
+    jsMaxVoxels: 40000,
+    torch: true,
+    profile: true,
+    memSteps: 0,
+    json: null,
+    nFilters: 16,
+    threads: Number(Deno.env.get("OMP_NUM_THREADS") ?? 2) || 2,
+  };
+  for (let i = 0; i < args.length; i++) {
+    const a = args[i]!;
+    const v = () => {
+      const x = args[++i];
+      if (x === undefined) throw new Error(`${a}: missing value`);
+      return x;
+    };
+    if (a === "--shapes") {
+      o.shapes = v().split(",").map((s) => {
+        const d = s.split("x").map(Number);
+        if (d.length !== 3 || d.some((n) => !(n > 0 && n % 16 === 0))) {
+          throw new Error(`--shapes: '${s}' is not DxHxW with multiples of 16`);
+        }
+        return d as [number, number, number];
+      });
+    } else if (a === "--batch") o.batch = Number(v());
+    else if (a === "--runs") o.runs = Number(v());
+    else if (a === "--warmup") o.warmup = Number(v());
+    else if (a === "--nf") o.nFilters = Number(v());
+    else if (a === "--threads") o.threads = Number(v());
+    else if (a === "--backends") {
+      o.backends = v().split(",").map((b) => {
+        if (b !== "cpu" && b !== "cpu-js") throw new Error(`--backends: '${b}' (cpu, cpu-js)`);
+        return b;
+      });
+    } else if (a === "--js-max-voxels") o.jsMaxVoxels = Number(v());
+    else if (a === "--no-torch") o.torch = false;
+    else if (a === "--no-profile") o.profile = false;
+    else if (a === "--mem-steps") o.memSteps = Number(v());
+    else if (a === "--json") o.json = v();
+    else throw new Error(`unknown flag ${a}`);
+  }
+  return o;
+}
+
+/**
+ * Analytic FLOPs (2 x MACs) of the UA-MT V-Net training step's convolutions: forward, plus dW
+ * for every layer and dX for every layer but the first. Transposed convs count as convs.
+ */
+export function vnetStepFlops(shape: [number, number, number], batch: number, nf = 16): {
+  forward: number;
+  step: number;
+} {
+  let fwd = 0, bwd = 0, first = true;
+  const conv = (vox: number, k3: number, ci: number, co: number) => {
+    const f = 2 * batch * vox * k3 * ci * co;
+    fwd += f;
+    bwd += first ? f : 2 * f;
+    first = false;
+  };
+  const v0 = shape[0] * shape[1] * shape[2];
+  const vox = (level: number) => v0 / 8 ** level;
+  const stages = [1, 2, 3, 3, 3];
+  let ci = 1;
+  for (let l = 0; l < 5; l++) {
+    const c = nf * 2 ** l;
+    for (let s = 0; s < stages[l]!; s++) {
+      conv(vox(l), 27, s === 0 ? ci : c, c);
+    }
+    if (l < 4) conv(vox(l + 1), 8, c, 2 * c); // 2x2x2 stride-2 down: output voxels
+    ci = 2 * c;
+  }
+  const dec = [3, 3, 2, 1];
+  for (let l = 3; l >= 0; l--) {
+    const c = nf * 2 ** l;
+    conv(vox(l + 1), 8, 2 * c, c); // 2x2x2 stride-2 up: input voxels x 8 taps
+    for (let s = 0; s < dec[3 - l]!; s++) conv(vox(l), 27, c, c);
+  }
+  conv(v0, 1, nf, 2); // 1x1x1 head
+  return { forward: fwd, step: fwd + bwd };
+}
+
+/** One V-Net training set-up (network, optimiser, fixed batch). */
+class Trainer {
+  readonly net: VNet;
+  readonly opt: Sgd;
+  readonly x: tf.Tensor5D;
+  readonly y: tf.Tensor;
+  readonly rng: Rng;
+
+  constructor(shape: [number, number, number], batch: number, nf: number) {
+    this.rng = new Rng(1337);
+    this.net = new VNet({ inChannels: 1, nFilters: nf }, this.rng);
+    this.opt = new Sgd(this.net.params, { momentum: 0.9, weightDecay: 1e-4 });
+    const n = batch * shape[0] * shape[1] * shape[2];
+    this.x = tf.tensor5d(this.rng.fillNormal(new Float32Array(n)), [batch, ...shape, 1]);
+    const lab = new Int32Array(n);
+    for (let i = 0; i < n; i++) lab[i] = this.rng.uniform() < 0.5 ? 1 : 0;
+    this.y = tf.tensor(lab, [batch, ...shape], "int32");
+  }
+
+  /** One step; resolves to the loss after it is read back. */
+  async step(): Promise<number> {
+    const { value, grads } = lossAndGrads(() => {
+      const [logits] = this.net.forward(this.x, { training: true, dropoutRng: this.rng });
+      return ceDiceLoss(logits!, this.y).loss;
+    }, this.net.params);
+    this.opt.step(grads, 0.01);
+    disposeGrads(grads);
+    const loss = (await value.data())[0]!;
+    value.dispose();
+    return loss;
+  }
+
+  dispose(): void {
+    this.net.dispose();
+    this.opt.dispose();
+    this.x.dispose();
+    this.y.dispose();
+  }
+}
+
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = s.length >> 1;
+  return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
+}
+
+interface StepTiming {
+  backend: string;
+  shape: number[];
+  batch: number;
+  medianS: number;
+  runsS: number[];
+  gflops: number;
+  losses: number[];
+}
+
+async function timeSteps(
+  tr: Trainer,
+  o: PerfOptions,
+  backend: string,
+  shape: [number, number, number],
+): Promise<StepTiming> {
+  const losses: number[] = [];
+  for (let i = 0; i < o.warmup; i++) losses.push(await tr.step());
+  const runs: number[] = [];
+  for (let i = 0; i < o.runs; i++) {
+    const t = performance.now();
+    losses.push(await tr.step());
+    runs.push((performance.now() - t) / 1000);
+  }
+  const med = median(runs);
+  return {
+    backend,
+    shape: [o.batch, ...shape, 1],
+    batch: o.batch,
+    medianS: med,
+    runsS: runs,
+    gflops: vnetStepFlops(shape, o.batch, o.nFilters).step / med / 1e9,
+    losses,
+  };
+}
+
+async function profileStep(tr: Trainer): Promise<{ name: string; ms: number; n: number }[]> {
+  const info = await tf.profile(() => tr.step());
+  const agg = new Map<string, { ms: number; n: number }>();
+  for (const k of info.kernels) {
+    const t = await k.kernelTimeMs;
+    const ms = typeof t === "number" ? t : 0;
+    const e = agg.get(k.name) ?? { ms: 0, n: 0 };
+    e.ms += ms;
+    e.n++;
+    agg.set(k.name, e);
+  }
+  return [...agg].map(([name, e]) => ({ name, ...e })).sort((a, b) => b.ms - a.ms);
+}
+
+async function memCheck(tr: Trainer, steps: number): Promise<Record<string, number>> {
+  await tr.step();
+  const t0 = tf.memory().numTensors, b0 = tf.memory().numBytes;
+  const r0 = Deno.memoryUsage().rss;
+  let rMid = r0;
+  for (let i = 0; i < steps; i++) {
+    await tr.step();
+    if (i === Math.floor(steps / 2)) rMid = Deno.memoryUsage().rss;
+  }
+  const m = tf.memory();
+  return {
+    steps,
+    tensorsBefore: t0,
+    tensorsAfter: m.numTensors,
+    bytesBefore: b0,
+    bytesAfter: m.numBytes,
+    rssStartMiB: r0 / 2 ** 20,
+    rssMidMiB: rMid / 2 ** 20,
+    rssEndMiB: Deno.memoryUsage().rss / 2 ** 20,
+  };
+}
+
+/** First of $SEMISEG_PYTHON, python3, /usr/bin/python3 that can import torch. */
+async function findTorchPython(): Promise<string | null> {
+  let env: string | undefined;
+  try {
+    env = Deno.env.get("SEMISEG_PYTHON");
+  } catch { /* no --allow-env */ }
+  for (const py of [env, "python3", "/usr/bin/python3"]) {
+    if (!py) continue;
+    try {
+      const r = await new Deno.Command(py, {
+        args: ["-c", "import torch"],
+        stdout: "null",
+        stderr: "null",
+      }).output();
+      if (r.success) return py;
+    } catch { /* not installed */ }
+  }
+  return null;
+}
+
+async function torchStep(
+  shape: [number, number, number],
+  o: PerfOptions,
+): Promise<{ medianS: number; runsS: number[]; torch: string } | string> {
+  const script = new URL("../../shared/perf/torch_vnet.py", import.meta.url).pathname;
+  try {
+    await Deno.stat(script);
+  } catch {
+    return `no ${script}`;
+  }
+  const python = await findTorchPython();
+  if (python === null) return "no python3 with torch (apt-get install python3-torch)";
+  const args = [script, "step", "--patch", ...shape.map(String), "--batch", String(o.batch)];
+  args.push("--runs", String(o.runs), "--threads", String(o.threads), "--nf", String(o.nFilters));
+  try {
+    const out = await new Deno.Command(python, { args, stdout: "piped", stderr: "piped" })
+      .output();
+    const text = new TextDecoder().decode(out.stdout).trim().split("\n").pop() ?? "";
+    if (!out.success) {
+      const err = new TextDecoder().decode(out.stderr).trim().split("\n").pop() ?? "";
+      return `python3 torch_vnet.py failed: ${err}`;
+    }
+    const j = JSON.parse(text) as { median_s: number; runs_s: number[]; torch: string };
+    return { medianS: j.median_s, runsS: j.runs_s, torch: j.torch };
+  } catch (e) {
+    return `python3 unavailable: ${e instanceof Error ? e.message : String(e)}`;
+  }
+}
+
+const fmt = (x: number, d = 3) => x.toFixed(d);
+
+async function main(): Promise<void> {
+  const o = parseArgs(Deno.args);
+  // libgomp reads this when oneDNN is dlopen'ed (first initBackend("cpu")), so set it first.
+  Deno.env.set("OMP_NUM_THREADS", String(o.threads));
+  say(`threads: ${o.threads} (oneDNN via OMP_NUM_THREADS, PyTorch via set_num_threads)`);
+  const report: Record<string, unknown>[] = [];
+  let prov: Provenance | null = null;
+  for (const shape of o.shapes) {
+    const fl = vnetStepFlops(shape, o.batch, o.nFilters);
+    const label = `${shape.join("x")} batch ${o.batch}`;
+    say(
+      `== V-Net step ${label}: ${fmt(fl.step / 1e9, 2)} GFLOP (conv fwd ${
+        fmt(fl.forward / 1e9, 2)
+      })`,
+    );
+    const row: Record<string, unknown> = { shape: [o.batch, ...shape, 1], gflop: fl.step / 1e9 };
+    const times: Record<string, number> = {};
+    for (const b of o.backends) {
+      const vox = shape[0] * shape[1] * shape[2];
+      if (b === "cpu-js" && vox > o.jsMaxVoxels) {
+        say(`  cpu-js: skipped (${vox} voxels > --js-max-voxels ${o.jsMaxVoxels})`);
+        continue;
+      }
+      prov = await initBackend(b);
+      const tr = new Trainer(shape, o.batch, o.nFilters);
+      try {
+        const t = await timeSteps(tr, o, b, shape);
+        times[b] = t.medianS;
+        row[b] = { ...t, native: prov.details["nativeKernels"] ?? "none" };
+        say(
+          `  ${b.padEnd(6)} median ${fmt(t.medianS)} s over ${o.runs} (runs ${
+            t.runsS.map((r) => fmt(r, 2)).join(", ")
+          }; warm-up ${o.warmup}) = ${fmt(t.gflops, 1)} GFLOP/s; native: ${
+            prov.details["nativeKernels"] ?? "none"
+          }; losses ${t.losses.map((l) => fmt(l, 4)).join(" ")}`,
+        );
+        if (o.profile && b === "cpu") {
+          const prof = await profileStep(tr);
+          const total = prof.reduce((s, k) => s + k.ms, 0);
+          say(`  profile (${b}, one step, kernel time ${fmt(total / 1000)} s):`);
+          for (const k of prof.slice(0, 14)) {
+            say(`    ${k.name.padEnd(24)} ${fmt(k.ms, 1).padStart(9)} ms  x${k.n}`);
+          }
+          row["profile"] = prof;
+        }
+        if (o.memSteps > 0 && b === "cpu") {
+          const m = await memCheck(tr, o.memSteps);
+          row["memory"] = m;
+          say(
+            `  memory over ${m["steps"]} steps: tensors ${m["tensorsBefore"]} -> ${
+              m["tensorsAfter"]
+            }, tfjs bytes ${m["bytesBefore"]} -> ${m["bytesAfter"]}, RSS ${
+              fmt(m["rssStartMiB"]!, 0)
+            } -> ${fmt(m["rssMidMiB"]!, 0)} -> ${fmt(m["rssEndMiB"]!, 0)} MiB`,
+          );
+        }
+      } finally {
+        tr.dispose();
+      }
+    }
+    if (times["cpu"] !== undefined && times["cpu-js"] !== undefined) {
+      say(`  native speed-up over pure JS: ${fmt(times["cpu-js"] / times["cpu"], 1)}x`);
+    }
+    if (o.torch) {
+      const t = await torchStep(shape, o);
+      if (typeof t === "string") say(`  pytorch: skipped (${t})`);
+      else {
+        row["torch"] = t;
+        say(
+          `  pytorch ${t.torch} (${o.threads} threads) median ${fmt(t.medianS)} s (runs ${
+            t.runsS.map((r) => fmt(r, 2)).join(", ")
+          }) = ${fmt(fl.step / t.medianS / 1e9, 1)} GFLOP/s`,
+        );
+        if (times["cpu"] !== undefined) {
+          say(`  ratio tfjs-cpu+oneDNN / pytorch = ${fmt(times["cpu"] / t.medianS, 2)}x`);
+        }
+      }
+    }
+    report.push(row);
+  }
+  if (o.json !== null) {
+    await Deno.writeTextFile(o.json, JSON.stringify({ provenance: prov, report }, null, 1));
+  }
+}
+
+if (import.meta.main) await main();

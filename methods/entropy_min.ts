@@ -1,0 +1,151 @@
+/**
+ * Entropy minimisation (Grandvalet & Bengio, NIPS 2004), the "Entropy Mini" row of UG-MCL
+ * Table 3: the supervised V-Net loss on labeled images plus a ramped penalty on the mean
+ * normalised predictive entropy of the unlabeled images,
+ * `L = 0.5 * (CE + Dice) + w(t) * mean_voxels(-sum_c p_c log(p_c + 1e-6) / ln C)`,
+ * `w(t) = C_w * sigmoid_rampup(iter // 150, 40)` as the LA consistency ramp.
+ *
+ * This file is also the worked example of README "Adding a method": the whole method is one
+ * `trainStep` over shared blocks, plus predict/state/restore/dispose that every V-Net method
+ * writes the same way. Semantics of the entropy term follow the common SSL4MIS-style
+ * normalisation by ln C [I: not checked against that repository's script].
+ * @module
+ */
+import * as tf from "@tensorflow/tfjs-core";
+import type {
+  BuildContext,
+  Method,
+  MethodDefinition,
+  MethodState,
+  StepInfo,
+  StepLosses,
+  TrainBatch,
+} from "./types.ts";
+import { Rng } from "./nn/rng.ts";
+import { segHeads, VNet } from "./nn/vnet.ts";
+import { ceDiceLoss } from "./nn/losses.ts";
+import { consistencyWeight } from "./nn/ramps.ts";
+import { disposeGrads, lossAndGrads, type Sgd } from "./nn/optim.ts";
+import {
+  LA_SGD,
+  laLr,
+  laSgd,
+  readLosses,
+  restoreSnapshot,
+  type SgdHp,
+  snapshot,
+} from "./nn/training.ts";
+
+/** Hyper-parameters of {@link entropyMin}. */
+export type EntropyMinHp = SgdHp & {
+  /** V-Net base width (`n_filters`). */
+  nFilters: number;
+  /** Dropout3d probability on x5 and x9. */
+  dropout: number;
+  /** Final weight C_w of the entropy term. */
+  consistency: number;
+  /** Ramp length L in "epochs" of `rampupEpochLength` iterations. */
+  consistencyRampup: number;
+  rampupEpochLength: number;
+};
+
+/**
+ * Mean normalised entropy of softmax probabilities over all voxels:
+ * `mean(-sum_c p log(p + 1e-6)) / ln C` (0 for one-hot predictions, 1 for uniform ones).
+ */
+export function meanNormalisedEntropy(probs: tf.Tensor): tf.Scalar {
+  return tf.tidy(() => {
+    const c = probs.shape[probs.shape.length - 1]!;
+    const h = tf.neg(tf.sum(tf.mul(probs, tf.log(tf.add(probs, 1e-6))), -1));
+    return tf.div(tf.mean(h), Math.log(c)) as tf.Scalar;
+  });
+}
+
+class EntropyMin implements Method {
+  readonly #net: VNet;
+  readonly #opt: Sgd;
+  readonly #hp: EntropyMinHp;
+
+  constructor(hp: EntropyMinHp, ctx: BuildContext) {
+    this.#hp = hp;
+    this.#net = new VNet({
+      inChannels: ctx.inChannels,
+      nFilters: hp.nFilters,
+      heads: segHeads(ctx.nClasses),
+      dropoutP: hp.dropout,
+    }, new Rng(ctx.initSeed));
+    this.#opt = laSgd(this.#net, hp);
+  }
+
+  trainStep(batch: TrainBatch, step: StepInfo): StepLosses {
+    const w = consistencyWeight(
+      this.#hp.consistency,
+      step.iteration,
+      this.#hp.consistencyRampup,
+      this.#hp.rampupEpochLength,
+    );
+    const aux: Record<string, tf.Tensor> = {};
+    const { value, grads } = lossAndGrads(() => {
+      const nl = batch.labeledImages.shape[0];
+      const x = batch.unlabeledImages
+        ? tf.concat([batch.labeledImages, batch.unlabeledImages], 0)
+        : batch.labeledImages;
+      const [logits] = this.#net.forward(x, { training: true, dropoutRng: step.random.dropout });
+      const labeledLogits = tf.slice(logits!, 0, nl);
+      const { loss: sup, ce, dice } = ceDiceLoss(labeledLogits, batch.labels);
+      const ent = batch.unlabeledImages
+        ? meanNormalisedEntropy(tf.softmax(tf.slice(logits!, nl), -1))
+        : tf.scalar(0);
+      aux.ce = tf.keep(ce);
+      aux.dice = tf.keep(dice);
+      aux.entropy = tf.keep(ent);
+      return tf.add(sup, tf.mul(ent, w)) as tf.Scalar;
+    }, this.#net.params);
+    const lr = laLr(this.#hp, step.iteration);
+    this.#opt.step(grads, lr);
+    disposeGrads(grads);
+    return readLosses({ loss: value, ...aux }, { lr, weight: w });
+  }
+
+  predict(patch: tf.Tensor5D): tf.Tensor5D {
+    return tf.tidy(() =>
+      tf.softmax(this.#net.forward(patch, { training: false })[0]!, -1) as tf.Tensor5D
+    );
+  }
+
+  state(): MethodState {
+    return snapshot(this.#net, this.#opt);
+  }
+
+  restore(s: MethodState): void {
+    restoreSnapshot(s, this.#net, this.#opt);
+  }
+
+  dispose(): void {
+    this.#net.dispose();
+    this.#opt.dispose();
+  }
+}
+
+/** Registry entry: entropy minimisation on the unlabeled images. */
+export const entropyMin: MethodDefinition<EntropyMinHp> = {
+  id: "entropy-min",
+  meta: {
+    title: "Entropy Mini",
+    paper: "Grandvalet & Bengio, NIPS 2004 (as a baseline in UG-MCL Table 3)",
+    referenceCode:
+      "none (formula from the paper; ln C normalisation as SSL4MIS-style baselines [I])",
+    role: "baseline",
+    reconstructed: false,
+    notes: "Entropy over unlabeled voxels only; weight ramp as the LA consistency ramp.",
+  },
+  defaults: {
+    nFilters: 16,
+    dropout: 0.5,
+    ...LA_SGD,
+    consistency: 0.1,
+    consistencyRampup: 40,
+    rampupEpochLength: 150,
+  },
+  create: (hp, ctx) => new EntropyMin(hp, ctx),
+};

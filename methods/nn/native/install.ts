@@ -1,0 +1,137 @@
+/**
+ * Entry point of the native (oneDNN via Deno FFI) kernels for the tfjs `cpu` backend.
+ *
+ * {@link installNativeKernels} opens `libdnnl.so.2` (or `SEMISEG_DNNL_LIB`), checks its major
+ * version, and replaces selected cpu kernels with wrappers that run oneDNN and fall back to the
+ * original JS kernel (kept by reference) for anything unsupported. When the library is missing
+ * it prints ONE notice line per process and leaves tfjs pure JS. `SEMISEG_NATIVE=0` forces pure
+ * JS without a notice. Needs `--allow-ffi` (and `--allow-env` for the two variables).
+ * @module
+ */
+import * as tf from "@tensorflow/tfjs-core";
+import "@tensorflow/tfjs-backend-cpu";
+import { DEFAULT_DNNL_LIB, Dnnl } from "./dnnl.ts";
+import { conv3dKernels } from "./conv3d.ts";
+import { elementwiseKernels } from "./elementwise.ts";
+import { linalgKernels } from "./linalg.ts";
+import type { KernelArgs, NativeImpl } from "./kernel.ts";
+
+/** Outcome of {@link installNativeKernels}. */
+export interface NativeStatus {
+  /** True when oneDNN kernels are registered on the tfjs cpu backend. */
+  active: boolean;
+  /** Why (not) active, one line. */
+  reason: string;
+  /** oneDNN version (`major.minor.patch`) when active. */
+  version?: string;
+  /** Names of the tfjs kernels replaced. */
+  kernels?: string[];
+}
+
+/** Options of {@link installNativeKernels}. */
+export interface InstallOptions {
+  /** Where the one "unavailable" notice goes (default: stderr). */
+  notice?: (line: string) => void;
+}
+
+let dnnl: Dnnl | null = null;
+let status: NativeStatus | null = null;
+let noticed = false;
+const originals = new Map<string, tf.KernelConfig>();
+const counts = new Map<string, number>();
+
+function env(name: string): string | undefined {
+  try {
+    return Deno.env.get(name);
+  } catch {
+    return undefined; // no --allow-env: behave as if unset
+  }
+}
+
+function firstLine(e: unknown): string {
+  const msg = e instanceof Error ? e.message : String(e);
+  return (msg.split("\n")[0] ?? "").slice(0, 300);
+}
+
+function stderrLine(line: string): void {
+  Deno.stderr.writeSync(new TextEncoder().encode(line + "\n"));
+}
+
+/** Every native kernel, by tfjs kernel name. */
+function allKernels(d: Dnnl): Record<string, NativeImpl> {
+  return { ...conv3dKernels(d), ...elementwiseKernels(d), ...linalgKernels(d) };
+}
+
+/**
+ * Register the oneDNN kernels on the tfjs `cpu` backend (idempotent). Returns whether they are
+ * active, with a one-line reason and the library version.
+ */
+export function installNativeKernels(opts: InstallOptions = {}): NativeStatus {
+  if (status?.active) return status;
+  if (env("SEMISEG_NATIVE") === "0") {
+    return status = { active: false, reason: "disabled by SEMISEG_NATIVE=0" };
+  }
+  const path = env("SEMISEG_DNNL_LIB") || DEFAULT_DNNL_LIB;
+  try {
+    dnnl ??= Dnnl.open(path);
+  } catch (e) {
+    status = { active: false, reason: `${path}: ${firstLine(e)}` };
+    if (!noticed) {
+      noticed = true;
+      (opts.notice ?? stderrLine)(
+        `native kernels unavailable (${status.reason}); using pure-JS tfjs cpu kernels (apt-get install libdnnl2)`,
+      );
+    }
+    return status;
+  }
+  const names: string[] = [];
+  for (const [name, impl] of Object.entries(allKernels(dnnl))) {
+    const orig = originals.get(name) ?? tf.getKernel(name, "cpu");
+    if (!orig) continue;
+    originals.set(name, orig);
+    const js = orig.kernelFunc;
+    tf.unregisterKernel(name, "cpu");
+    tf.registerKernel({
+      kernelName: name,
+      backendName: "cpu",
+      kernelFunc: (args) => {
+        const out = impl(args as unknown as KernelArgs);
+        if (out === null) return js(args);
+        counts.set(name, (counts.get(name) ?? 0) + 1);
+        return out;
+      },
+    });
+    names.push(name);
+  }
+  return status = {
+    active: true,
+    reason: `oneDNN ${dnnl.version} (${path})`,
+    version: dnnl.version,
+    kernels: names,
+  };
+}
+
+/** Restore the original JS kernels (pure tfjs cpu). The library stays open for a re-install. */
+export function uninstallNativeKernels(): void {
+  for (const [name, cfg] of originals) {
+    tf.unregisterKernel(name, "cpu");
+    tf.registerKernel(cfg);
+  }
+  originals.clear();
+  status = null;
+}
+
+/** Status of the last {@link installNativeKernels} call, or null if none is in effect. */
+export function nativeStatus(): NativeStatus | null {
+  return status;
+}
+
+/** The original JS kernel that a native kernel replaced (for tests and comparisons). */
+export function jsKernel(name: string): tf.KernelConfig | undefined {
+  return originals.get(name);
+}
+
+/** How many calls each native kernel served (not counting JS fallbacks), since start-up. */
+export function nativeCallCounts(): Record<string, number> {
+  return Object.fromEntries(counts);
+}
