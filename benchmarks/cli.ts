@@ -39,6 +39,16 @@ export const FLAGS: Record<string, FlagDoc> = {
     arg: "i/n",
     help: "run only the i-th (0-based) of n disjoint slices of the grid",
   },
+  "method-file": {
+    type: "string",
+    arg: "FILE",
+    help: "also run the method a file default-exports (type-checked; rows marked external)",
+  },
+  compare: {
+    type: "string",
+    arg: "METHOD",
+    help: "after running, print METHOD vs every other row with paired t-tests and a verdict",
+  },
   "dry-run": {
     type: "boolean",
     help: "print the run plan with ids and estimated cost; run nothing",
@@ -47,9 +57,46 @@ export const FLAGS: Record<string, FlagDoc> = {
     type: "boolean",
     help: "rebuild tables from the stored run files; train nothing",
   },
+  status: {
+    type: "boolean",
+    help: "report finished / running / failed / missing runs of the plan from the result files",
+  },
+  slurm: {
+    type: "boolean",
+    help: "submit the plan as a SLURM job array (one task per shard) instead of running it",
+  },
+  shards: { type: "string", arg: "N", help: "SLURM: array tasks (default: one per run)" },
+  partition: { type: "string", arg: "P", help: "SLURM: partition (sbatch --partition)" },
+  gres: { type: "string", arg: "G", help: "SLURM: generic resources per task, e.g. gpu:1" },
+  time: { type: "string", arg: "HH:MM:SS", help: "SLURM: time limit per task ([D-]HH:MM:SS)" },
+  cpus: { type: "string", arg: "N", help: "SLURM: CPUs per task" },
+  mem: { type: "string", arg: "M", help: "SLURM: memory per task, e.g. 8G" },
+  "array-parallel": { type: "string", arg: "K", help: "SLURM: at most K tasks at a time (%K)" },
+  "slurm-dry-run": {
+    type: "boolean",
+    help: "SLURM: write the sbatch script, print it and the sbatch command; submit nothing",
+  },
+  "slurm-resubmit-failed": {
+    type: "boolean",
+    help: "SLURM: submit only the shards that still have unfinished runs (they resume)",
+  },
   list: { type: "boolean", help: "list benchmarks, methods and datasets" },
   help: { type: "boolean", help: "this help" },
 };
+
+/** A SLURM submission request (`--slurm`, `--slurm-dry-run`, `--slurm-resubmit-failed`). */
+export interface SlurmRequest {
+  partition: string | null;
+  gres: string | null;
+  time: string | null;
+  cpus: number | null;
+  mem: string | null;
+  arrayParallel: number | null;
+  /** Array tasks; null = the default (one per run, capped). */
+  shards: number | null;
+  dryRun: boolean;
+  resubmitFailed: boolean;
+}
 
 /** Parsed and validated options. */
 export interface BenchOptions {
@@ -62,18 +109,23 @@ export interface BenchOptions {
   dataDir: string | null;
   out: string;
   shard: string | null;
+  methodFile: string | null;
+  compare: string | null;
   dryRun: boolean;
   tablesOnly: boolean;
+  /** --status: report the plan's run states. */
+  status: boolean;
+  /** Set when the plan is to be submitted to SLURM. */
+  slurm: SlurmRequest | null;
   list: boolean;
   help: boolean;
 }
 
 /** The --help text. */
 export function helpText(): string {
-  const rows = Object.entries(FLAGS).map(([name, f]) => {
-    const left = `  --${name}${f.arg ? ` ${f.arg}` : ""}`;
-    return `${left.padEnd(24)} ${f.help}`;
-  });
+  const lefts = Object.entries(FLAGS).map(([name, f]) => `  --${name}${f.arg ? ` ${f.arg}` : ""}`);
+  const width = Math.max(24, ...lefts.map((l) => l.length));
+  const rows = Object.values(FLAGS).map((f, i) => `${lefts[i]!.padEnd(width)} ${f.help}`);
   return [
     "deno task bench [flags]",
     "",
@@ -96,6 +148,52 @@ function intList(flag: string, v: string | undefined): number[] | null {
     );
   }
   return out;
+}
+
+const SLURM_VALUE_FLAGS: Record<string, { re: RegExp; expect: string }> = {
+  shards: { re: /^[1-9]\d*$/, expect: "a positive integer" },
+  partition: { re: /^[\w.-]+(,[\w.-]+)*$/, expect: "a partition name (or a,b)" },
+  gres: { re: /^[\w.:-]+(,[\w.:-]+)*$/, expect: "a gres list such as gpu:1" },
+  time: {
+    re: /^(\d+-)?\d+:[0-5]\d:[0-5]\d$/,
+    expect: "a time limit [D-]HH:MM:SS such as 02:00:00",
+  },
+  cpus: { re: /^[1-9]\d*$/, expect: "a positive integer" },
+  mem: { re: /^[1-9]\d*[KMGT]?$/, expect: "a memory size such as 8G or 4000M" },
+  "array-parallel": { re: /^[1-9]\d*$/, expect: "a positive integer" },
+};
+
+/** The SLURM request of the parsed flags, or null; one-line errors naming the flag. */
+function slurmRequest(values: Record<string, string | boolean | undefined>): SlurmRequest | null {
+  const str = (k: string) => values[k] as string | undefined;
+  for (const [k, { re, expect }] of Object.entries(SLURM_VALUE_FLAGS)) {
+    const v = str(k);
+    if (v !== undefined && !re.test(v)) throw new Error(`--${k}: expected ${expect}, got '${v}'`);
+  }
+  const on = values.slurm === true || values["slurm-dry-run"] === true ||
+    values["slurm-resubmit-failed"] === true;
+  if (!on) {
+    const stray = Object.keys(SLURM_VALUE_FLAGS).find((k) => str(k) !== undefined);
+    if (stray) throw new Error(`--${stray}: only with --slurm (a SLURM submission)`);
+    return null;
+  }
+  for (const k of ["shard", "dry-run", "tables-only", "status"]) {
+    if (values[k] !== undefined) {
+      throw new Error(`--${k}: not with --slurm (the job array assigns the shards itself)`);
+    }
+  }
+  const int = (k: string) => str(k) === undefined ? null : Number(str(k));
+  return {
+    partition: str("partition") ?? null,
+    gres: str("gres") ?? null,
+    time: str("time") ?? null,
+    cpus: int("cpus"),
+    mem: str("mem") ?? null,
+    arrayParallel: int("array-parallel"),
+    shards: int("shards"),
+    dryRun: values["slurm-dry-run"] === true,
+    resubmitFailed: values["slurm-resubmit-failed"] === true,
+  };
 }
 
 /** Parse argv; every problem is a one-line Error naming the flag. */
@@ -136,8 +234,12 @@ export function parseBenchArgs(argv: string[]): BenchOptions {
     dataDir: str("data-dir") ?? null,
     out: str("out") ?? "results",
     shard: str("shard") ?? null,
+    methodFile: str("method-file") ?? null,
+    compare: str("compare") ?? null,
     dryRun: values["dry-run"] === true,
     tablesOnly: values["tables-only"] === true,
+    status: values.status === true,
+    slurm: slurmRequest(values),
     list: values.list === true,
     help: values.help === true,
   };

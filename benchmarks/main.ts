@@ -4,7 +4,7 @@
  * @module
  */
 import { join } from "node:path";
-import { METHODS } from "../methods/mod.ts";
+import { isExternalMethod, METHODS } from "../methods/mod.ts";
 import { DATASETS, getDataset } from "../datasets/mod.ts";
 import { initBackend } from "../methods/nn/backend.ts";
 import { BENCHMARKS, getBenchmark } from "./mod.ts";
@@ -12,8 +12,13 @@ import { type BenchOptions, helpText, parseBenchArgs } from "./cli.ts";
 import { expandGrid, parseShard, type PlannedRun, shardRuns } from "./harness/plan.ts";
 import { ResultStore } from "./harness/store.ts";
 import { buildTable, tableCsv, tableMarkdown } from "./harness/tables.ts";
+import { writeReport } from "./harness/report.ts";
 import { Progress } from "./harness/progress.ts";
 import { executeRun, gitCommit } from "./harness/runner.ts";
+import { loadMethodFile } from "./harness/external.ts";
+import { compareReport } from "./harness/compare.ts";
+import { slurmQueueLines, submitSlurm } from "./harness/slurm.ts";
+import { statusReport } from "./harness/status.ts";
 import type { BenchmarkSpec } from "./harness/spec.ts";
 import type { Split } from "../datasets/types.ts";
 
@@ -80,6 +85,7 @@ async function writeTables(spec: BenchmarkSpec, store: ResultStore): Promise<str
   const md = tableMarkdown(table);
   await store.writeText("table.md", md);
   await store.writeText("table.csv", tableCsv(table));
+  await writeReport(spec, store);
   return md;
 }
 
@@ -94,9 +100,20 @@ export async function main(argv: string[]): Promise<number> {
     out(listing());
     return 0;
   }
-  const spec = getBenchmark(opts.benchmark ?? "synthetic");
+  let spec = getBenchmark(opts.benchmark ?? "synthetic");
+  let externalId: string | null = null;
+  if (opts.methodFile) {
+    const def = await loadMethodFile(opts.methodFile);
+    externalId = def.id;
+    spec = {
+      ...spec,
+      methods: [...spec.methods, { method: def.id, label: def.meta.title, external: true }],
+    };
+  }
+  // A --method-file method always runs, whatever --methods selects.
+  const methods = opts.methods && externalId ? [...opts.methods, externalId] : opts.methods;
   const filter = {
-    ...(opts.methods ? { methods: opts.methods } : {}),
+    ...(methods ? { methods } : {}),
     ...(opts.labeled ? { labeled: opts.labeled } : {}),
     ...(opts.seeds ? { seeds: opts.seeds } : {}),
     ...(opts.iterations ? { iterations: opts.iterations } : {}),
@@ -104,6 +121,13 @@ export async function main(argv: string[]): Promise<number> {
   let runs = expandGrid(spec, filter);
   if (opts.shard) runs = shardRuns(runs, parseShard(opts.shard));
   const store = new ResultStore(opts.out, spec.id);
+  if (opts.status) {
+    out(await statusReport(spec, runs, store, await slurmQueueLines(store, runs)));
+    return 0;
+  }
+  if (opts.slurm) {
+    return await submitSlurm({ spec, runs, store, request: opts.slurm, argv, print: out });
+  }
   if (opts.dryRun) {
     out(`Plan for ${spec.id} (${spec.title}), results in ${store.dir}:`);
     for (const l of describePlan(spec, runs)) out(l);
@@ -111,6 +135,7 @@ export async function main(argv: string[]): Promise<number> {
   }
   if (opts.tablesOnly) {
     out(await writeTables(spec, store));
+    if (opts.compare) out(compareReport(spec, await store.readAllRuns(), opts.compare).join("\n"));
     return 0;
   }
   const dsDef = getDataset(spec.dataset.id);
@@ -142,10 +167,14 @@ export async function main(argv: string[]): Promise<number> {
     }
     if (res.status === "failed") {
       failed++;
-      progress.line(res.error);
+      const external = opts.methodFile && isExternalMethod(run.method);
+      progress.line(external ? `--method-file ${opts.methodFile}: ${res.error}` : res.error);
     }
   }
-  out(await writeTables(spec, store));
+  const table = await writeTables(spec, store);
+  out(
+    opts.compare ? compareReport(spec, await store.readAllRuns(), opts.compare).join("\n") : table,
+  );
   out(
     `${runs.length - failed}/${runs.length} runs done in ${
       ((performance.now() - t0) / 1000).toFixed(1)

@@ -117,3 +117,12 @@ Deno.test("gradients: conv3d (same/stride-1 and valid/stride-2) and the transpos
     [2],
   ]);
 });
+
+Deno.test("gradients: Slice with a number `begin` (axis 0 only) scatters back to the right rows", () => {
+  const g = tf.tidy(() =>
+    tf.grad((x: tf.Tensor) => tf.sum(tf.mul(tf.slice(x, 1, 2), tf.tensor2d([[1, 2], [3, 4]]))))(
+      tf.zeros([4, 2]),
+    ).dataSync()
+  );
+  assert.deepEqual(Array.from(g), [0, 0, 1, 2, 3, 4, 0, 0]);
+});

@@ -58,6 +58,8 @@ export interface MethodEntry {
   overrides?: Record<string, HyperValue>;
   /** Train on labeled cases only (the "supervised baseline" rows use no unlabeled data). */
   labeledOnly?: boolean;
+  /** A method from `--method-file` (outside the registry): marked in tables. */
+  external?: boolean;
   /** Labeled settings this row runs at (default: all of the benchmark's). */
   labeled?: number[];
 }

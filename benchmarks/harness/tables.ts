@@ -55,19 +55,19 @@ function unlabeledOf(runs: RunRecord[]): number | null {
   return typeof u === "number" ? u : null;
 }
 
-/** Build the table of `spec` from `runs` (runs of other benchmarks are ignored). */
-export function buildTable(
-  spec: BenchmarkSpec,
-  runs: RunRecord[],
-  externalKeys: string[] = [],
-): BuiltTable {
+/**
+ * Build the table of `spec` from `runs` (runs of other benchmarks are ignored). Rows of stored
+ * runs whose key the spec does not declare (methods compared with `--method-file`) are added
+ * after the declared rows and marked external.
+ */
+export function buildTable(spec: BenchmarkSpec, runs: RunRecord[]): BuiltTable {
   const mine = runs.filter((r) => r.benchmark === spec.id);
   const cols = spec.table.columns;
   const rows: TableRow[] = [];
-  const keys = [
-    ...spec.methods.map(rowKey),
-    ...externalKeys.filter((k) => !spec.methods.some((m) => rowKey(m) === k)),
-  ];
+  const declared = spec.methods.map(rowKey);
+  const externalKeys = [...new Set(mine.map((r) => r.rowKey))].filter((k) => !declared.includes(k))
+    .sort();
+  const keys = [...declared, ...externalKeys];
   const labelOf = (k: string) =>
     spec.methods.find((m) => rowKey(m) === k)?.label ?? mine.find((r) =>
       r.rowKey === k
@@ -87,7 +87,7 @@ export function buildTable(
         label: labelOf(key),
         labeled,
         unlabeled: reported?.unlabeled ?? unlabeledOf(rs),
-        external: externalKeys.includes(key),
+        external: externalKeys.includes(key) || entry?.external === true,
         seeds: rs.length,
         expectedSeeds: spec.seeds.length,
         ours: cols.map((c) => {

@@ -105,7 +105,11 @@ reg("Transpose", (dy, _saved, attrs) => {
 });
 reg("Slice", (dy, saved, attrs) => {
   const x = s0(saved);
-  const begin = attrs.begin as number[];
+  // tf.slice keeps `begin` as the caller gave it: a number means "along axis 0" and a short
+  // array leaves the trailing axes at 0 (tfjs slice_util.parseSliceParams).
+  const b = attrs.begin as number | number[];
+  const given = typeof b === "number" ? [b] : b;
+  const begin = x.shape.map((_, i) => given[i] ?? 0);
   const pads = x.shape.map((d, i) => [begin[i]!, d - begin[i]! - dy.shape[i]!] as [number, number]);
   return { x: () => tf.pad(dy, pads) };
 }, unary);
