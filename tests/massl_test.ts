@@ -89,6 +89,19 @@ Deno.test("strided conv uses PyTorch padding (one zero before); nearest upsampli
     const u = upsampleNearest2x(tf.tensor5d([1, 2], [1, 1, 1, 1, 2]));
     assert.deepEqual(u.shape, [1, 2, 2, 2, 2]);
     assert.deepEqual(arr(u), [1, 2, 1, 2, 1, 2, 1, 2, 1, 2, 1, 2, 1, 2, 1, 2]);
+    // Backward = 2x2x2 sum pooling: input voxel (0, y, 0) collects the weights of its 8 children.
+    const wts = tf.range(0, 16);
+    const g = tf.grad((t: tf.Tensor) =>
+      tf.sum(tf.mul(tf.reshape(upsampleNearest2x(t as tf.Tensor5D), [16]), wts))
+    )(
+      tf.zeros([1, 1, 2, 1, 1]),
+    );
+    // children of y=0: (z, y2 in {0,1}, x2) -> flat (z*4 + y2)*2 + x2
+    const kids = (y: number) =>
+      [0, 1].flatMap((z) =>
+        [2 * y, 2 * y + 1].flatMap((y2) => [0, 1].map((x2) => (z * 4 + y2) * 2 + x2))
+      );
+    assert.deepEqual(arr(g), [0, 1].map((y) => kids(y).reduce((a, b) => a + b, 0)));
   });
 });
 
