@@ -1,0 +1,42 @@
+/**
+ * Uncertainty-Aware Deep Co-training (Zheng et al., arXiv 2111.11629) on LA at 8 and 16
+ * labeled scans, beside the supervised V-Net, MT, UA-MT and DTC baselines, under the shared
+ * UA-MT/DTC protocol (spec methods.md §2: 80/20 split, batch 2+2, SGD 0.01, 6000 iterations,
+ * stride 18/4, largest connected component, voxel units). The method is RECONSTRUCTED from the
+ * abstract (§10.2): the paper's datasets and tables are not recoverable, so there are no
+ * reported numbers in this table.
+ * @module
+ */
+import { LA_COLUMNS, LA_EVAL } from "./harness/spec.ts";
+import type { BenchmarkSpec } from "./harness/spec.ts";
+
+/** LA benchmark of the reconstructed UA deep co-training against the LA baselines. */
+export const uaCotrainingLa: BenchmarkSpec = {
+  id: "ua_cotraining_la",
+  title: "LA: Uncertainty-Aware Deep Co-training (reconstructed) vs baselines, 8 and 16 labeled",
+  dataset: { id: "la", split: "ua-mt" },
+  labeled: [8, 16],
+  methods: [
+    { method: "supervised", label: "Supervised baseline (V-Net)", labeledOnly: true },
+    { method: "mean-teacher", label: "MT" },
+    { method: "ua-mt", label: "UA-MT" },
+    { method: "dtc", label: "DTC" },
+    { method: "ua-cotraining", label: "UA Deep Co-training (reconstructed)" },
+  ],
+  seeds: [1337, 1338, 1339],
+  iterations: 6000,
+  batch: { labeled: 2, unlabeled: 2 },
+  patch: [112, 112, 80],
+  eval: LA_EVAL,
+  selection: { kind: "last" },
+  checkpointEvery: 250,
+  table: {
+    caption:
+      "LA: Uncertainty-Aware Deep Co-training (reconstructed from the abstract; Dice, Jaccard, ASD, 95HD)",
+    columns: LA_COLUMNS,
+    proposed: "ua-cotraining",
+    reported: [],
+    reportedSource:
+      "n/a (arXiv 2111.11629: only the abstract is available; its datasets and tables are unknown)",
+  },
+};
