@@ -173,6 +173,10 @@ export class Dnnl {
    * create the engine. Throws a one-line Error when anything is missing or mismatched.
    */
   static open(path: string = DEFAULT_DNNL_LIB): Dnnl {
+    // oneDNN's OpenMP threads spin-wait between kernels by default; on a shared or
+    // oversubscribed machine (parallel tests, other jobs) that made steps 5-20x slower.
+    // Passive waiting must be set before libgomp loads; an explicit user setting wins.
+    if (Deno.env.get("OMP_WAIT_POLICY") === undefined) Deno.env.set("OMP_WAIT_POLICY", "PASSIVE");
     const lib = Deno.dlopen(path, SYMBOLS);
     try {
       const vp = lib.symbols.dnnl_version();
