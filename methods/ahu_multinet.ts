@@ -1,0 +1,426 @@
+/**
+ * AHU-MultiNet (Liu, Wang, Li, Li, Cao, Cao, Computers in Biology and Medicine 2022,
+ * doi 10.1016/j.compbiomed.2022.106157) — RECONSTRUCTED from the abstract only (seed 000; spec
+ * methods.md §9): no full text or code was found, so every formula below except the three tasks,
+ * "inter-task consistency" and "homoscedastic-uncertainty loss balancing" is our choice [I].
+ *
+ * - Network: the DTC V-Net (`code/networks/vnet_sdf.py` of HiLab-git/DTC) with three 1x1x1 heads
+ *   on x9 ({@link threeHeads}): seg logits (2 classes, softmax), SDF `tanh`, contour `sigmoid`.
+ * - Targets (labeled rows): SDF = DTC `compute_sdf` ({@link computeSdf}: normalised, negative
+ *   inside, 0 on the inner boundary); contour `C = find_boundaries(y, mode='inner')`
+ *   ({@link innerBoundary}, connectivity `contourConnectivity`, 1 = face neighbours as skimage).
+ * - Supervised task losses: `L_seg = 0.5 (CE + Dice(softmax[..., 1], y))` (UA-MT/DTC family),
+ *   `L_sdf = MSE(f_sdf, SDF(y))` (DTC), `L_cnt = BCE(f_cnt, C)` (`contourLoss: "bce"`, with
+ *   `log(p + 1e-7)` / `log(1 - p + 1e-7)`) or `Dice(f_cnt, C)` (`"dice"`).
+ * - Inter-task consistency over the whole batch (labeled + unlabeled), on the usual ramp
+ *   `w(t) = C sigmoid_rampup(iter // 150, 40)`, C = 1 as DTC:
+ *   seg-SDF `mean((sigmoid(-1500 f_sdf) - p_fg)^2)` (DTC's dual-task consistency) and
+ *   seg-contour `mean((f_cnt - B(p_fg))^2)` with the soft inner boundary
+ *   `B(p) = p - erode(p)`, `erode(p) = min(p, p at the neighbours)` (soft min-pool: the
+ *   `p - (-maxpool(-p))` of the spec, restricted to the same neighbourhood as the contour target;
+ *   out-of-volume neighbours are ignored, so for a binary `p` `B(p) = innerBoundary(p)` exactly).
+ * - Homoscedastic uncertainty weighting (Kendall, Gal & Cipolla, CVPR 2018, arXiv 1705.07115) of
+ *   the three supervised task losses, with learnable log-variances `s_i = log sigma_i^2`
+ *   (init 0) trained by the same SGD (same LR and momentum, no weight decay):
+ *   - `weighting: "kendall"` — the paper's likelihood forms: regression (SDF, Gaussian,
+ *     Eq. 7) `1/(2 sigma^2) L + log sigma = 0.5 exp(-s) L + 0.5 s`; classification (seg,
+ *     contour; softmax/sigmoid with temperature, Eq. 10 approximation) `1/sigma^2 L + log sigma =
+ *     exp(-s) L + 0.5 s`. At s = 0 this is `L_seg + 0.5 L_sdf + L_cnt`, NOT the plain sum.
+ *   - `weighting: "simplified"` — the common code form `sum_i exp(-s_i) L_i + s_i` (drops the
+ *     1/2 factors); at s = 0 it is exactly the plain sum.
+ *   - `weighting: "none"` — plain sum with fixed unit weights (ablation of the balancing).
+ *   The consistency terms are not weighted by an s_i (they keep the ramp).
+ * @module
+ */
+import * as tf from "@tensorflow/tfjs-core";
+import type {
+  BuildContext,
+  Method,
+  MethodDefinition,
+  MethodState,
+  StepInfo,
+  StepLosses,
+  TrainBatch,
+} from "./types.ts";
+import { Rng } from "./nn/rng.ts";
+import { threeHeads, VNet } from "./nn/vnet.ts";
+import { ceDiceLoss, diceLoss, mse } from "./nn/losses.ts";
+import { disposeGrads, lossAndGrads, Sgd } from "./nn/optim.ts";
+import { consistencyWeight } from "./nn/ramps.ts";
+import { computeSdf, innerBoundary } from "./nn/sdf.ts";
+import { assignStored, getStored, storeTensor } from "./nn/state.ts";
+import {
+  fullBatch,
+  LA_SGD,
+  laSgd,
+  prefixed,
+  readLosses,
+  restoreSnapshot,
+  rows,
+  type SgdHp,
+  snapshot,
+  unprefixed,
+} from "./nn/training.ts";
+import { checkLrPolicy, type LrPolicyHp, scheduledLr } from "./ug_mcl.ts";
+
+/** Hyper-parameters of {@link ahuMultiNet}. */
+export type AhuMultiNetHp = SgdHp & LrPolicyHp & {
+  nFilters: number;
+  dropout: number;
+  /** "kendall" | "simplified" | "none" (see the module doc). */
+  weighting: string;
+  /** Initial log-variance s_i of every task (0). */
+  logVarInit: number;
+  /** Contour loss: "bce" or "dice". */
+  contourLoss: string;
+  /** Neighbourhood of the contour target and the soft boundary: 1 (6-nbh), 2 (18), 3 (26). */
+  contourConnectivity: number;
+  /** Sharpness k of sigmoid(-k sdf) (1500, DTC). */
+  k: number;
+  /** Inter-task consistency terms: seg-SDF and seg-contour. */
+  useSdfConsistency: boolean;
+  useContourConsistency: boolean;
+  /** Consistency weight C (1.0), ramp-up length (40) and "epoch" length (150). */
+  consistency: number;
+  consistencyRampup: number;
+  rampupEpochLength: number;
+};
+
+/** Whether a task's likelihood is Gaussian (regression) or softmax/sigmoid (classification). */
+export type TaskKind = "regression" | "classification";
+
+/** One task loss and its log-variance for {@link homoscedasticLoss}. */
+export interface WeightedTask {
+  loss: tf.Scalar;
+  logVar: tf.Tensor;
+  kind: TaskKind;
+}
+
+/**
+ * Kendall et al. (2018) uncertainty weighting of task losses with log-variances `s`:
+ * "kendall": regression `0.5 exp(-s) L + 0.5 s`, classification `exp(-s) L + 0.5 s`;
+ * "simplified": `exp(-s) L + s` for every task; "none": `L` (s unused).
+ */
+export function homoscedasticLoss(tasks: WeightedTask[], weighting: string): tf.Scalar {
+  return tf.tidy(() => {
+    let total: tf.Scalar = tf.scalar(0);
+    for (const t of tasks) {
+      let term: tf.Tensor;
+      if (weighting === "none") term = t.loss;
+      else if (weighting === "simplified") {
+        term = tf.add(tf.mul(tf.exp(tf.neg(t.logVar)), t.loss), t.logVar);
+      } else if (weighting === "kendall") {
+        const f = t.kind === "regression" ? 0.5 : 1;
+        term = tf.add(tf.mul(tf.mul(f, tf.exp(tf.neg(t.logVar))), t.loss), tf.mul(0.5, t.logVar));
+      } else throw new Error(`ahu-multinet: unknown weighting '${weighting}'`);
+      total = tf.add(total, tf.reshape(term, []));
+    }
+    return total;
+  });
+}
+
+/** Non-zero offsets of the 3D neighbourhood with `connectivity` (1: 6, 2: 18, 3: 26 voxels). */
+function offsets3d(connectivity: number): [number, number, number][] {
+  const out: [number, number, number][] = [];
+  for (let a = -1; a <= 1; a++) {
+    for (let b = -1; b <= 1; b++) {
+      for (let c = -1; c <= 1; c++) {
+        const nz = (a !== 0 ? 1 : 0) + (b !== 0 ? 1 : 0) + (c !== 0 ? 1 : 0);
+        if (nz > 0 && nz <= connectivity) out.push([a, b, c]);
+      }
+    }
+  }
+  return out;
+}
+
+/**
+ * Soft erosion `min(p, p(x + o) for o in the neighbourhood)` of `p` [B,D,H,W,1] in [0, 1];
+ * out-of-volume neighbours are ignored. Neighbour values come from one 3x3x3 one-hot conv on
+ * `p - 1` with zero padding (so outside counts as p = 1, neutral for a min), and the min is the
+ * differentiable `min(a, b) = (a + b - |a - b|) / 2` (tfjs-core registers no Minimum/MaxPool3D
+ * gradient here).
+ */
+export function softErode(p: tf.Tensor5D, connectivity = 1): tf.Tensor5D {
+  return tf.tidy(() => {
+    const offs = offsets3d(connectivity);
+    const kv = new Float32Array(27 * offs.length);
+    offs.forEach(([a, b, c], j) => {
+      kv[((a + 1) * 9 + (b + 1) * 3 + (c + 1)) * offs.length + j] = 1;
+    });
+    const kernel = tf.tensor5d(kv, [3, 3, 3, 1, offs.length]);
+    const nb = tf.add(tf.conv3d(tf.sub(p, 1) as tf.Tensor5D, kernel, 1, "same"), 1) as tf.Tensor5D;
+    let m: tf.Tensor = p;
+    for (let j = 0; j < offs.length; j++) {
+      const q = tf.slice(nb, [0, 0, 0, 0, j], [-1, -1, -1, -1, 1]);
+      m = tf.mul(0.5, tf.sub(tf.add(m, q), tf.abs(tf.sub(m, q))));
+    }
+    return m as tf.Tensor5D;
+  });
+}
+
+/** Soft inner boundary `B(p) = p - softErode(p)`; equals {@link innerBoundary} on a 0/1 mask. */
+export function softBoundary(p: tf.Tensor5D, connectivity = 1): tf.Tensor5D {
+  return tf.tidy(() => tf.sub(p, softErode(p, connectivity)) as tf.Tensor5D);
+}
+
+/**
+ * Contour targets [B,D,H,W,1]: `find_boundaries(label == 1, mode='inner')` per sample
+ * ({@link innerBoundary}) from class-index labels [B,D,H,W].
+ */
+export function contourTargets(labels: tf.Tensor4D, connectivity = 1): tf.Tensor5D {
+  const [b, d, h, w] = labels.shape;
+  const v = labels.dataSync();
+  const per = d * h * w;
+  const out = new Float32Array(b * per);
+  for (let i = 0; i < b; i++) {
+    const m = new Uint8Array(per);
+    for (let j = 0; j < per; j++) m[j] = v[i * per + j] === 1 ? 1 : 0;
+    const c = innerBoundary(m, [d, h, w], connectivity);
+    for (let j = 0; j < per; j++) out[i * per + j] = c[j]!;
+  }
+  return tf.tensor5d(out, [b, d, h, w, 1]);
+}
+
+/** BCE on probabilities `-mean(z log(p + 1e-7) + (1 - z) log(1 - p + 1e-7))`. */
+export function bceProb(p: tf.Tensor, z: tf.Tensor): tf.Scalar {
+  return tf.tidy(() => {
+    const eps = 1e-7;
+    const pos = tf.mul(z, tf.log(tf.add(p, eps)));
+    const neg = tf.mul(tf.sub(1, z), tf.log(tf.add(tf.sub(1, p), eps)));
+    return tf.neg(tf.mean(tf.add(pos, neg)));
+  });
+}
+
+/** Network outputs: seg logits [B,...,2], SDF [B,...,1] in [-1, 1], contour prob [B,...,1]. */
+export interface TripleOutputs {
+  seg: tf.Tensor5D;
+  sdf: tf.Tensor5D;
+  contour: tf.Tensor5D;
+}
+
+/** The three supervised task losses on the labeled rows. */
+export function taskLosses(
+  lab: TripleOutputs,
+  labels: tf.Tensor4D,
+  sdfGt: tf.Tensor,
+  contourGt: tf.Tensor,
+  contourLoss: string,
+): { seg: tf.Scalar; sdf: tf.Scalar; contour: tf.Scalar } {
+  return tf.tidy(() => {
+    const { loss: seg } = ceDiceLoss(lab.seg, labels);
+    const sdf = mse(lab.sdf, sdfGt);
+    const contour = contourLoss === "dice"
+      ? diceLoss(lab.contour, contourGt)
+      : bceProb(lab.contour, contourGt);
+    return { seg, sdf, contour };
+  });
+}
+
+/** Foreground probability [B,...,1] from 2-class logits. */
+function fgProb(seg: tf.Tensor5D): tf.Tensor5D {
+  const p = tf.softmax(seg, -1);
+  return tf.slice(p, [0, 0, 0, 0, p.shape[4] - 1], [-1, -1, -1, -1, 1]) as tf.Tensor5D;
+}
+
+/** Inter-task consistency terms over all rows of `out`. */
+export function interTaskConsistency(
+  out: TripleOutputs,
+  opts: { k: number; contourConnectivity: number },
+): { sdf: tf.Scalar; contour: tf.Scalar } {
+  return tf.tidy(() => {
+    const p = fgProb(out.seg);
+    const sdf: tf.Scalar = tf.mean(tf.squaredDifference(tf.sigmoid(tf.mul(-opts.k, out.sdf)), p));
+    const contour: tf.Scalar = tf.mean(
+      tf.squaredDifference(out.contour, softBoundary(p, opts.contourConnectivity)),
+    );
+    return { sdf, contour };
+  });
+}
+
+let ahuCounter = 0;
+const TASKS: readonly { name: "seg" | "sdf" | "contour"; kind: TaskKind }[] = [
+  { name: "seg", kind: "classification" },
+  { name: "sdf", kind: "regression" },
+  { name: "contour", kind: "classification" },
+];
+
+class AhuMultiNet implements Method {
+  readonly #net: VNet;
+  readonly #opt: Sgd;
+  /** Log-variances s_i by task name, and their optimizer (no weight decay). */
+  readonly #logVar = new Map<string, tf.Variable>();
+  readonly #optS: Sgd;
+  readonly #hp: AhuMultiNetHp;
+
+  constructor(hp: AhuMultiNetHp, ctx: BuildContext) {
+    if (ctx.nClasses !== 2) {
+      throw new Error(`ahu-multinet: binary segmentation only (nClasses 2, got ${ctx.nClasses})`);
+    }
+    if (!["kendall", "simplified", "none"].includes(hp.weighting)) {
+      throw new Error(
+        `ahu-multinet: weighting must be "kendall", "simplified" or "none", got ${hp.weighting}`,
+      );
+    }
+    if (hp.contourLoss !== "bce" && hp.contourLoss !== "dice") {
+      throw new Error(`ahu-multinet: contourLoss must be "bce" or "dice", got ${hp.contourLoss}`);
+    }
+    if (![1, 2, 3].includes(hp.contourConnectivity)) {
+      throw new Error(`ahu-multinet: contourConnectivity must be 1, 2 or 3`);
+    }
+    checkLrPolicy("ahu-multinet", hp.lrPolicy);
+    this.#hp = hp;
+    this.#net = new VNet({
+      inChannels: ctx.inChannels,
+      nFilters: hp.nFilters,
+      heads: threeHeads(ctx.nClasses),
+      dropoutP: hp.dropout,
+    }, new Rng(ctx.initSeed));
+    this.#opt = laSgd(this.#net, hp);
+    const uid = `ahu${ahuCounter++}`;
+    for (const t of TASKS) {
+      const init = tf.scalar(hp.logVarInit);
+      this.#logVar.set(`log_var.${t.name}`, tf.variable(init, true, `${uid}/log_var.${t.name}`));
+      init.dispose();
+    }
+    this.#optS = new Sgd(this.#logVar, { momentum: hp.momentum, weightDecay: 0 });
+  }
+
+  #outputs(x: tf.Tensor5D, training: boolean, rng?: StepInfo["random"]["dropout"]): TripleOutputs {
+    const [seg, sdf, contour] = this.#net.forward(
+      x,
+      rng === undefined ? { training } : { training, dropoutRng: rng },
+    );
+    return { seg: seg!, sdf: sdf!, contour: contour! };
+  }
+
+  trainStep(batch: TrainBatch, step: StepInfo): StepLosses {
+    const hp = this.#hp;
+    const [bl, d, h, w] = batch.labels.shape;
+    const sdfGt = tf.tensor5d(
+      computeSdf(batch.labels.dataSync() as Int32Array, bl, [d, h, w]),
+      [bl, d, h, w, 1],
+    );
+    const cntGt = contourTargets(batch.labels, hp.contourConnectivity);
+    const cw = consistencyWeight(
+      hp.consistency,
+      step.iteration,
+      hp.consistencyRampup,
+      hp.rampupEpochLength,
+    );
+    const x = fullBatch(batch);
+    const params = new Map<string, tf.Variable>([...this.#net.params, ...this.#logVar]);
+    const aux: Record<string, tf.Tensor> = {};
+    const { value, grads } = lossAndGrads(() => {
+      const out = this.#outputs(x, true, step.random.dropout);
+      const lab: TripleOutputs = {
+        seg: rows(out.seg, 0, bl),
+        sdf: rows(out.sdf, 0, bl),
+        contour: rows(out.contour, 0, bl),
+      };
+      const l = taskLosses(lab, batch.labels, sdfGt, cntGt, hp.contourLoss);
+      aux.seg = tf.keep(l.seg);
+      aux.sdf = tf.keep(l.sdf);
+      aux.contour = tf.keep(l.contour);
+      const sup = homoscedasticLoss(
+        TASKS.map((t) => ({
+          loss: l[t.name],
+          logVar: this.#logVar.get(`log_var.${t.name}`)!,
+          kind: t.kind,
+        })),
+        hp.weighting,
+      );
+      aux.supervised = tf.keep(tf.clone(sup)); // `total` may be sup itself
+      let total: tf.Scalar = sup;
+      if (hp.useSdfConsistency || hp.useContourConsistency) {
+        const c = interTaskConsistency(out, hp);
+        if (hp.useSdfConsistency) {
+          aux.sdfConsistency = tf.keep(c.sdf);
+          total = tf.add(total, tf.mul(cw, c.sdf));
+        }
+        if (hp.useContourConsistency) {
+          aux.contourConsistency = tf.keep(c.contour);
+          total = tf.add(total, tf.mul(cw, c.contour));
+        }
+      }
+      return total;
+    }, params);
+    x.dispose();
+    sdfGt.dispose();
+    cntGt.dispose();
+    const lr = scheduledLr(hp, step.iteration, step.totalIterations);
+    this.#opt.step(grads, lr);
+    if (hp.weighting !== "none") this.#optS.step(grads, lr);
+    disposeGrads(grads);
+    const extra: Record<string, number> = { lr, consistencyWeight: cw };
+    for (const [k, v] of this.#logVar) extra[k] = (v.dataSync() as Float32Array)[0]!;
+    return readLosses({ loss: value, ...aux }, extra);
+  }
+
+  /** Softmax of the seg head (eval mode). */
+  predict(patch: tf.Tensor5D): tf.Tensor5D {
+    return tf.tidy(() => tf.softmax(this.#outputs(patch, false).seg, -1) as tf.Tensor5D);
+  }
+
+  state(): MethodState {
+    const s = snapshot(this.#net, this.#opt);
+    for (const [k, v] of this.#logVar) s.tensors[`loss_weights.${k}`] = storeTensor(v);
+    const o = this.#optS.state();
+    Object.assign(s.tensors, prefixed("optim_s.", o.tensors));
+    return s;
+  }
+
+  restore(s: MethodState): void {
+    restoreSnapshot(s, this.#net, this.#opt);
+    for (const [k, v] of this.#logVar) {
+      assignStored(v, getStored(s.tensors, `loss_weights.${k}`, []), `loss_weights.${k}`);
+    }
+    this.#optS.restore({ tensors: unprefixed("optim_s.", s.tensors), extra: {} });
+  }
+
+  dispose(): void {
+    this.#net.dispose();
+    this.#opt.dispose();
+    this.#optS.dispose();
+    for (const v of this.#logVar.values()) v.dispose();
+    this.#logVar.clear();
+  }
+}
+
+/** Registry entry: AHU-MultiNet (reconstructed from the abstract). */
+export const ahuMultiNet: MethodDefinition<AhuMultiNetHp> = {
+  id: "ahu-multinet",
+  meta: {
+    title: "AHU-MultiNet",
+    paper:
+      "Liu et al., AHU-MultiNet: Adaptive loss balancing based on homoscedastic uncertainty in multi-task medical image segmentation network, Computers in Biology and Medicine 2022 (doi 10.1016/j.compbiomed.2022.106157)",
+    referenceCode:
+      "none found (reconstruction on HiLab-git/DTC code/train_la_dtc.py + Kendall et al. 2018)",
+    role: "proposed",
+    reconstructed: true,
+    notes: "RECONSTRUCTED from the abstract only; paper numbers n/a. Three-head DTC V-Net (seg " +
+      "softmax, SDF tanh, contour sigmoid); targets computeSdf (DTC) and innerBoundary " +
+      "(find_boundaries mode='inner', connectivity 1); L_seg = 0.5 (CE + Dice), L_sdf = MSE, " +
+      "L_cnt = BCE; inter-task consistency (whole batch, ramp 1.0 x sigmoid_rampup(iter//150, " +
+      "40)): DTC seg-SDF and seg-contour via the soft boundary p - softmin_nbh(p); Kendall " +
+      "weighting of the three supervised losses with learnable s_i = log sigma^2 (SGD, no wd): " +
+      "'kendall' = 0.5 e^-s L + 0.5 s (SDF) / e^-s L + 0.5 s (seg, contour); 'simplified' = " +
+      "e^-s L + s; 'none' = plain sum.",
+  },
+  defaults: {
+    nFilters: 16,
+    dropout: 0.5,
+    ...LA_SGD,
+    lrPolicy: "step",
+    weighting: "kendall",
+    logVarInit: 0,
+    contourLoss: "bce",
+    contourConnectivity: 1,
+    k: 1500,
+    useSdfConsistency: true,
+    useContourConsistency: true,
+    consistency: 1.0,
+    consistencyRampup: 40,
+    rampupEpochLength: 150,
+  },
+  create: (hp, ctx) => new AhuMultiNet(hp, ctx),
+};
