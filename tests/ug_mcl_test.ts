@@ -247,9 +247,9 @@ Deno.test("ug-mcl benchmarks: registered; plans have the expected number of runs
     assert.ok(BENCHMARKS.includes(b), `${b.id} registered`);
   }
   // Table 3: 4 SSL rows + supervised at 16, supervised upper bound at 80; 3 seeds.
-  assert.equal(expandGrid(ugMclTable3La).length, 6 * 3);
-  // Table 4: 6 rows x {25, 50} x 3 seeds.
-  assert.equal(expandGrid(ugMclTable4Brats19).length, 6 * 2 * 3);
+  assert.equal(expandGrid(ugMclTable3La).length, 7 * 3);
+  // Table 4: 7 rows x {25, 50} x 3 seeds.
+  assert.equal(expandGrid(ugMclTable4Brats19).length, 7 * 2 * 3);
   assert.equal(expandGrid(ugMclTable1AblationLa).length, 6 * 3);
   assert.equal(expandGrid(ugMclTable2BetaLa).length, 5 * 3);
   // Table 2 rows differ only by beta; Table 1 rows (1)-(2) are labeled-only.
