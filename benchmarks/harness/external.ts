@@ -37,10 +37,10 @@ function shapeProblem(v: unknown): string | null {
 }
 
 /** Type-check, import and validate a method file; returns its definition (registered for this process). */
-// deno-lint-ignore no-explicit-any
 export async function loadMethodFile(
   path: string,
   opts: { typeCheck?: boolean } = {},
+  // deno-lint-ignore no-explicit-any
 ): Promise<MethodDefinition<any>> {
   const abs = resolve(path);
   const where = `--method-file ${path}`;
