@@ -39,6 +39,12 @@ export const FLAGS: Record<string, FlagDoc> = {
     arg: "i/n",
     help: "run only the i-th (0-based) of n disjoint slices of the grid",
   },
+  jobs: {
+    type: "string",
+    arg: "N|auto",
+    help:
+      "worker processes on this machine, each a disjoint shard (default auto: one per CPU core)",
+  },
   "method-file": {
     type: "string",
     arg: "FILE",
@@ -109,6 +115,7 @@ export interface BenchOptions {
   dataDir: string | null;
   out: string;
   shard: string | null;
+  jobs: string | null;
   methodFile: string | null;
   compare: string | null;
   dryRun: boolean;
@@ -234,6 +241,7 @@ export function parseBenchArgs(argv: string[]): BenchOptions {
     dataDir: str("data-dir") ?? null,
     out: str("out") ?? "results",
     shard: str("shard") ?? null,
+    jobs: str("jobs") ?? null,
     methodFile: str("method-file") ?? null,
     compare: str("compare") ?? null,
     dryRun: values["dry-run"] === true,

@@ -17,6 +17,7 @@ import { Progress } from "./harness/progress.ts";
 import { executeRun, gitCommit } from "./harness/runner.ts";
 import { loadMethodFile } from "./harness/external.ts";
 import { compareReport } from "./harness/compare.ts";
+import { resolveJobs, runWorkers } from "./harness/parallel.ts";
 import { slurmQueueLines, submitSlurm } from "./harness/slurm.ts";
 import { statusReport } from "./harness/status.ts";
 import type { BenchmarkSpec } from "./harness/spec.ts";
@@ -137,6 +138,23 @@ export async function main(argv: string[]): Promise<number> {
     out(await writeTables(spec, store));
     if (opts.compare) out(compareReport(spec, await store.readAllRuns(), opts.compare).join("\n"));
     return 0;
+  }
+  const jobs = opts.shard ? 1 : resolveJobs(opts.jobs, runs.length);
+  if (jobs > 1) {
+    const t0 = performance.now();
+    const code = await runWorkers(argv, jobs);
+    const table = await writeTables(spec, store);
+    out(
+      opts.compare
+        ? compareReport(spec, await store.readAllRuns(), opts.compare).join("\n")
+        : table,
+    );
+    out(
+      `${jobs} workers done in ${
+        ((performance.now() - t0) / 1000).toFixed(1)
+      } s; tables in ${store.dir}`,
+    );
+    return code;
   }
   const dsDef = getDataset(spec.dataset.id);
   const root = dataRoot(spec, opts);

@@ -19,6 +19,8 @@ const SMALL = [
   "2",
   "--backend",
   "cpu",
+  "--jobs",
+  "1",
 ];
 const dec = (b: Uint8Array) => new TextDecoder().decode(b);
 

@@ -21,6 +21,8 @@ const ARGS = [
   "30",
   "--backend",
   "cpu",
+  "--jobs",
+  "1",
 ];
 
 function bench(out: string) {

@@ -29,8 +29,12 @@ export function formatDuration(s: number): string {
 export class Progress {
   #last = 0;
   readonly #tty: boolean;
+  readonly #prefix: string;
   constructor(readonly intervalMs = 10_000, tty?: boolean) {
-    this.#tty = tty ?? Deno.stderr.isTerminal();
+    // Worker processes of --jobs share the terminal: plain lines, tagged with the worker.
+    const worker = Deno.env.get("SEMISEG_WORKER");
+    this.#tty = worker ? false : tty ?? Deno.stderr.isTerminal();
+    this.#prefix = worker ? `[worker ${worker}] ` : "";
   }
 
   /** Report an iteration; throttled (always shown for the last iteration). */
@@ -49,12 +53,12 @@ export class Progress {
       const bar = `[${"#".repeat(filled)}${".".repeat(width - filled)}]`;
       Deno.stderr.writeSync(enc.encode(`\r\x1b[2K${bar} ${text}${done ? "\n" : ""}`));
     } else {
-      Deno.stderr.writeSync(enc.encode(text + "\n"));
+      Deno.stderr.writeSync(enc.encode(this.#prefix + text + "\n"));
     }
   }
 
   /** A one-off line (run skipped, run failed, table written). */
   line(s: string): void {
-    Deno.stderr.writeSync(enc.encode((this.#tty ? "\r\x1b[2K" : "") + s + "\n"));
+    Deno.stderr.writeSync(enc.encode((this.#tty ? "\r\x1b[2K" : this.#prefix) + s + "\n"));
   }
 }

@@ -1,0 +1,49 @@
+/**
+ * `--jobs N`: run a plan as N worker processes on one machine, each taking a disjoint
+ * `--shard i/N` slice (the same mechanism SLURM job arrays use), then build the tables once.
+ * tfjs's cpu backend runs on one JS thread per process, so on a 2-core machine two workers
+ * roughly halve the wall time of a grid; each worker gets an equal share of the oneDNN threads.
+ * @module
+ */
+
+const MAIN = new URL("../main.ts", import.meta.url).pathname;
+
+/** Resolve `--jobs` (`auto` = one worker per CPU core) to a count. */
+export function resolveJobs(jobs: string | null, runs: number): number {
+  const cores = Math.max(1, navigator.hardwareConcurrency || 1);
+  const n = jobs === null || jobs === "auto" ? cores : Number(jobs);
+  if (!Number.isInteger(n) || n < 1) {
+    throw new Error(`--jobs: expected a positive integer or auto, got '${jobs}'`);
+  }
+  return Math.max(1, Math.min(n, runs));
+}
+
+/** Drop `--jobs` (and its value) from argv. */
+export function withoutJobs(argv: string[]): string[] {
+  const out: string[] = [];
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i]!;
+    if (a === "--jobs") i++;
+    else if (!a.startsWith("--jobs=")) out.push(a);
+  }
+  return out;
+}
+
+/** Run `argv` as `jobs` shard workers; resolves to the worst exit code. */
+export async function runWorkers(argv: string[], jobs: number): Promise<number> {
+  const cores = Math.max(1, navigator.hardwareConcurrency || 1);
+  const threads = String(Math.max(1, Math.floor(cores / jobs)));
+  const children = Array.from({ length: jobs }, (_, i) =>
+    new Deno.Command(Deno.execPath(), {
+      args: ["run", "-A", MAIN, ...withoutJobs(argv), "--jobs", "1", "--shard", `${i}/${jobs}`],
+      env: {
+        OMP_NUM_THREADS: Deno.env.get("OMP_NUM_THREADS") ?? threads,
+        SEMISEG_WORKER: `${i + 1}/${jobs}`,
+      },
+      stdin: "null",
+      stdout: "null",
+      stderr: "inherit",
+    }).spawn());
+  const codes = await Promise.all(children.map(async (c) => (await c.status).code));
+  return Math.max(...codes);
+}
