@@ -99,6 +99,7 @@ export const masslCnn: MethodDefinition<MasslCnnHp> = {
       "(MASSL_norm segmentation path), module/dice_loss.py",
     role: "baseline",
     reconstructed: false,
+    usesUnlabeled: false,
     notes: "Reconstructed details [I]: the CNN baseline's own training script is not released; " +
       "it uses the labeled-step optimizer of the MASSL scripts (Adam 1e-2, StepLR(500, 0.5)). " +
       "Trains on the labeled part of each batch only.",
