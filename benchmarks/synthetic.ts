@@ -17,19 +17,19 @@ export const synthetic: BenchmarkSpec = {
   // Supervised-only rows train on the labeled cases alone, as in the papers' tables.
   methods: METHODS.map((m) => ({ method: m.id, labeledOnly: m.meta.usesUnlabeled === false })),
   seeds: [1, 2],
-  iterations: 60,
+  iterations: 40,
   batch: { labeled: 2, unlabeled: 2 },
   patch: [16, 16, 16],
   // Tiny networks, a short consistency ramp, and 2 MC passes where a method estimates
   // uncertainty (the papers use 8): the budget is minutes on a 2-core CPU for every method.
   common: {
     nFilters: 4,
-    lr: 0.03,
     lrStep: 1_000_000,
     consistencyRampup: 2,
     rampupEpochLength: 10,
     mcPasses: 2,
     mcRepeats: 1,
+    pretrainIterations: 15,
   },
   eval: {
     // One 32^3 window covers a whole synthetic case: the network is fully convolutional.

@@ -2,7 +2,7 @@
  * `--jobs N`: run a plan as N worker processes on one machine, each taking a disjoint
  * `--shard i/N` slice (the same mechanism SLURM job arrays use), then build the tables once.
  * tfjs's cpu backend runs on one JS thread per process, so on a 2-core machine two workers
- * roughly halve the wall time of a grid; each worker gets an equal share of the oneDNN threads.
+ * roughly halve the wall time of a grid.
  * @module
  */
 
@@ -31,15 +31,12 @@ export function withoutJobs(argv: string[]): string[] {
 
 /** Run `argv` as `jobs` shard workers; resolves to the worst exit code. */
 export async function runWorkers(argv: string[], jobs: number): Promise<number> {
-  const cores = Math.max(1, navigator.hardwareConcurrency || 1);
-  const threads = String(Math.max(1, Math.floor(cores / jobs)));
   const children = Array.from({ length: jobs }, (_, i) =>
     new Deno.Command(Deno.execPath(), {
       args: ["run", "-A", MAIN, ...withoutJobs(argv), "--jobs", "1", "--shard", `${i}/${jobs}`],
-      env: {
-        OMP_NUM_THREADS: Deno.env.get("OMP_NUM_THREADS") ?? threads,
-        SEMISEG_WORKER: `${i + 1}/${jobs}`,
-      },
+      // Workers inherit OMP_NUM_THREADS (default 1, see methods/nn/native/dnnl.ts), so their
+      // numbers equal a single-process run's.
+      env: { SEMISEG_WORKER: `${i + 1}/${jobs}` },
       stdin: "null",
       stdout: "null",
       stderr: "inherit",

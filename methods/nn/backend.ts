@@ -208,7 +208,9 @@ function makeProvenance(backend: string): Provenance {
     device: backend === "cpu" || backend === "cpu-js" || backend === "wasm"
       ? `${navigator.hardwareConcurrency} CPU threads`
       : backend,
-    details: backend === "cpu" && nativeDetail !== null ? { nativeKernels: nativeDetail } : {},
+    details: backend === "cpu" && nativeDetail !== null
+      ? { nativeKernels: nativeDetail, ompThreads: Deno.env.get("OMP_NUM_THREADS") ?? "default" }
+      : {},
   };
 }
 

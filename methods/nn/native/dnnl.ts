@@ -177,6 +177,11 @@ export class Dnnl {
     // oversubscribed machine (parallel tests, other jobs) that made steps 5-20x slower.
     // Passive waiting must be set before libgomp loads; an explicit user setting wins.
     if (Deno.env.get("OMP_WAIT_POLICY") === undefined) Deno.env.set("OMP_WAIT_POLICY", "PASSIVE");
+    // One oneDNN thread unless the user says otherwise: summation order (and so the exact
+    // numbers of a run) depends on the thread count, and results must not depend on how a grid
+    // is spread over processes (--jobs, --shard, SLURM arrays). Parallelism comes from running
+    // one worker process per core (--jobs auto).
+    if (Deno.env.get("OMP_NUM_THREADS") === undefined) Deno.env.set("OMP_NUM_THREADS", "1");
     const lib = Deno.dlopen(path, SYMBOLS);
     try {
       const vp = lib.symbols.dnnl_version();
