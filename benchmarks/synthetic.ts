@@ -17,13 +17,16 @@ export const synthetic: BenchmarkSpec = {
   // Supervised-only rows train on the labeled cases alone, as in the papers' tables.
   methods: METHODS.map((m) => ({ method: m.id, labeledOnly: m.meta.usesUnlabeled === false })),
   seeds: [1, 2],
-  iterations: 40,
+  iterations: 60,
   batch: { labeled: 2, unlabeled: 2 },
   patch: [16, 16, 16],
   // Tiny networks, a short consistency ramp, and 2 MC passes where a method estimates
   // uncertainty (the papers use 8): the budget is minutes on a 2-core CPU for every method.
   common: {
     nFilters: 4,
+    // SGD at the papers' 0.01 does not move a 4-filter V-Net in tens of iterations (every
+    // V-Net method stays at ~7 % Dice, the foreground fraction); 0.05 does (measured).
+    lr: 0.05,
     lrStep: 1_000_000,
     consistencyRampup: 2,
     rampupEpochLength: 10,

@@ -130,7 +130,9 @@ export function buildTable(spec: BenchmarkSpec, runs: RunRecord[]): BuiltTable {
   const protocol = mine[0]?.protocol;
   const footer = [
     `Ours: mean ± std over seeds (${spec.seeds.length} planned per cell; a cell with fewer shows n=k). Paper: ${spec.table.reportedSource}.`,
-    `Gap = ours - paper. p = two-sided paired t-test over test cases of ${
+    `${
+      spec.table.reported.length ? "Gap = ours - paper. " : ""
+    }p = two-sided paired t-test over test cases of ${
       spec.table.proposed ?? "(no proposed row)"
     } vs the row (per-case values averaged over seeds); * p < 0.05, ** p < 0.01.`,
     `Protocol: ${spec.eval.window} sliding window, patch ${
