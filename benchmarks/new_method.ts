@@ -119,7 +119,7 @@ class ${Cls} implements Method {
       aux.unlabeled = tf.keep(unsup);
       return tf.add(sup, tf.mul(unsup, w)) as tf.Scalar;
     }, this.#net.params);
-    const lr = laLr(this.#hp, step.iteration);
+    const lr = laLr(this.#hp, step.iteration, step.totalIterations);
     this.#opt.step(grads, lr);
     disposeGrads(grads);
     return readLosses({ loss: value, ...aux }, { lr, weight: w });

@@ -50,8 +50,10 @@ import { consistencyWeight } from "./nn/ramps.ts";
 import { computeSdf, innerBoundary } from "./nn/sdf.ts";
 import { assignStored, getStored, storeTensor } from "./nn/state.ts";
 import {
+  checkLrPolicy,
   fullBatch,
   LA_SGD,
+  laLr,
   laSgd,
   prefixed,
   readLosses,
@@ -61,10 +63,9 @@ import {
   snapshot,
   unprefixed,
 } from "./nn/training.ts";
-import { checkLrPolicy, type LrPolicyHp, scheduledLr } from "./ug_mcl.ts";
 
 /** Hyper-parameters of {@link ahuMultiNet}. */
-export type AhuMultiNetHp = SgdHp & LrPolicyHp & {
+export type AhuMultiNetHp = SgdHp & {
   nFilters: number;
   dropout: number;
   /** "kendall" | "simplified" | "none" (see the module doc). */
@@ -347,7 +348,7 @@ class AhuMultiNet implements Method {
     x.dispose();
     sdfGt.dispose();
     cntGt.dispose();
-    const lr = scheduledLr(hp, step.iteration, step.totalIterations);
+    const lr = laLr(hp, step.iteration, step.totalIterations);
     this.#opt.step(grads, lr);
     if (hp.weighting !== "none") this.#optS.step(grads, lr);
     disposeGrads(grads);

@@ -112,7 +112,7 @@ class Dtc implements Method {
     }, this.#net.params);
     x.dispose();
     sdfGt.dispose();
-    const lr = laLr(this.#hp, step.iteration);
+    const lr = laLr(this.#hp, step.iteration, step.totalIterations);
     this.#opt.step(grads, lr);
     disposeGrads(grads);
     return readLosses({ loss: value, ...aux }, { lr, consistencyWeight: cw });

@@ -101,7 +101,7 @@ class EntropyMin implements Method {
       aux.entropy = tf.keep(ent);
       return tf.add(sup, tf.mul(ent, w)) as tf.Scalar;
     }, this.#net.params);
-    const lr = laLr(this.#hp, step.iteration);
+    const lr = laLr(this.#hp, step.iteration, step.totalIterations);
     this.#opt.step(grads, lr);
     disposeGrads(grads);
     return readLosses({ loss: value, ...aux }, { lr, weight: w });

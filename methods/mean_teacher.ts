@@ -148,7 +148,7 @@ export class MeanTeacherBase<H extends MeanTeacherHp> implements Method {
     }, this.student.params);
     x.dispose();
     for (const t of Object.values(targets)) t.dispose();
-    const lr = laLr(this.hp, step.iteration);
+    const lr = laLr(this.hp, step.iteration, step.totalIterations);
     this.opt.step(grads, lr);
     disposeGrads(grads);
     emaUpdate(this.teacher.params, this.student.params, step.iteration, this.hp.emaDecay);

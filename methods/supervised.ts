@@ -64,7 +64,7 @@ class Supervised implements Method {
       aux.dice = tf.keep(dice);
       return loss;
     }, this.#net.params);
-    const lr = laLr(this.#hp, step.iteration);
+    const lr = laLr(this.#hp, step.iteration, step.totalIterations);
     this.#opt.step(grads, lr);
     disposeGrads(grads);
     return readLosses({ loss: value, ...aux }, { lr });

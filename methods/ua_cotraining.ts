@@ -323,7 +323,7 @@ class UaCotraining implements Method {
     x.dispose();
     const meanU = tf.tidy(() => tf.mean(tf.stack(uncertainty)));
     uncertainty.forEach((u) => u.dispose());
-    const lr = laLr(hp, step.iteration);
+    const lr = laLr(hp, step.iteration, step.totalIterations);
     this.#opt.step(grads, lr);
     disposeGrads(grads);
     return readLosses({ loss: value, ...aux, meanUncertainty: meanU }, { lr, lambda });

@@ -75,6 +75,7 @@ import {
 } from "./nn/uncertainty.ts";
 import {
   channel,
+  checkLrPolicy,
   fullBatch,
   LA_SGD,
   laLr,
@@ -86,35 +87,8 @@ import {
   snapshot,
 } from "./nn/training.ts";
 
-/** LR schedule selector shared by UG-MCL and AHU-MultiNet. */
-export type LrPolicyHp = {
-  /**
-   * "step": `lr * lrGamma^(iter // lrStep)` (LA scripts); "poly": `lr (1 - iter/maxIter)^0.9`
-   * (SSL4MIS 3D scripts, `train_*_3D.py`). The UG-MCL BraTS script itself uses a constant LR,
-   * which is "step" with `lrStep` >= the iteration count.
-   */
-  lrPolicy: string;
-};
-
-/** LR used by 0-based iteration `iteration` under {@link LrPolicyHp}. */
-export function scheduledLr(
-  hp: SgdHp & LrPolicyHp,
-  iteration: number,
-  totalIterations: number,
-): number {
-  if (hp.lrPolicy === "poly") return polyLr(hp.lr, iteration, totalIterations, 0.9);
-  return laLr(hp, iteration);
-}
-
-/** Throw one line when `lrPolicy` is not a known value. */
-export function checkLrPolicy(id: string, p: string): void {
-  if (p !== "step" && p !== "poly") {
-    throw new Error(`${id}: lrPolicy must be "step" or "poly", got ${JSON.stringify(p)}`);
-  }
-}
-
 /** Hyper-parameters of {@link ugMcl}. */
-export type UgMclHp = SgdHp & LrPolicyHp & {
+export type UgMclHp = SgdHp & {
   nFilters: number;
   dropout: number;
   /** Reproduce the released BraTS code's deviations (see the module doc). */
@@ -393,7 +367,7 @@ class UgMcl implements Method {
       targets.t.sdf.dispose();
       targets.mask.dispose();
     }
-    const lr = scheduledLr(hp, step.iteration, step.totalIterations);
+    const lr = laLr(hp, step.iteration, step.totalIterations);
     this.#opt.step(grads, lr);
     disposeGrads(grads);
     emaUpdate(this.#teacher.params, this.#student.params, step.iteration, hp.emaDecay);

@@ -8,12 +8,12 @@ import assert from "node:assert/strict";
 import * as tf from "@tensorflow/tfjs-core";
 import { initBackend } from "../methods/nn/backend.ts";
 import { Rng } from "../methods/nn/rng.ts";
+import { laLr } from "../methods/nn/training.ts";
 import { resolveHyperParams, type StepLosses } from "../methods/types.ts";
 import {
   crossTaskConsistency,
   type DualOutputs,
   intraTaskConsistency,
-  scheduledLr,
   supervisedLoss,
   ugMcl,
   ugMclRampup,
@@ -232,10 +232,10 @@ Deno.test("ug-mcl: ramp-up default and LR policies", () => {
   assert.equal(ugMclRampup({ consistencyRampup: -1, referenceCode: true }), 200);
   assert.equal(ugMclRampup({ consistencyRampup: 7, referenceCode: true }), 7);
   const hp = resolveHyperParams(ugMcl, {});
-  close(scheduledLr(hp, 2500, 6000), 0.001, 1e-12, "step decay");
+  close(laLr(hp, 2500, 6000), 0.001, 1e-12, "step decay");
   const poly = { ...hp, lrPolicy: "poly" };
-  close(scheduledLr(poly, 0, 30000), 0.01, 1e-12, "poly at 0");
-  close(scheduledLr(poly, 15000, 30000), 0.01 * 0.5 ** 0.9, 1e-12, "poly halfway");
+  close(laLr(poly, 0, 30000), 0.01, 1e-12, "poly at 0");
+  close(laLr(poly, 15000, 30000), 0.01 * 0.5 ** 0.9, 1e-12, "poly halfway");
   assert.throws(
     () => ugMcl.create({ ...hp, lrPolicy: "cosine" }, { initSeed: 1, inChannels: 1, nClasses: 2 }),
     /lrPolicy/,

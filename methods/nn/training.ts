@@ -7,7 +7,7 @@
  */
 import * as tf from "@tensorflow/tfjs-core";
 import type { MethodState, StepLosses, StoredTensor, TrainBatch } from "../types.ts";
-import { type Optimizer, Sgd, stepLr } from "./optim.ts";
+import { type Optimizer, polyLr, Sgd, stepLr } from "./optim.ts";
 import type { VNet } from "./vnet.ts";
 
 /** The LA protocol's optimisation hyper-parameters (spec methods.md §2.2). */
@@ -17,6 +17,12 @@ export type SgdHp = {
   lrGamma: number;
   momentum: number;
   weightDecay: number;
+  /**
+   * "step": `lr * lrGamma^(iter // lrStep)` (LA scripts); "poly": `lr (1 - iter/maxIter)^0.9`
+   * (SSL4MIS 3D scripts, `train_*_3D.py`). A constant LR (the UG-MCL BraTS script) is "step"
+   * with `lrStep` >= the iteration count.
+   */
+  lrPolicy: string;
 };
 
 /** Defaults of {@link SgdHp}: SGD 0.01, momentum 0.9, wd 1e-4, x0.1 every 2500 iterations. */
@@ -26,15 +32,25 @@ export const LA_SGD: SgdHp = {
   lrGamma: 0.1,
   momentum: 0.9,
   weightDecay: 1e-4,
+  lrPolicy: "step",
 };
 
 /** `torch.optim.SGD(model.parameters(), lr, momentum, weight_decay)` over `net`'s parameters. */
 export function laSgd(net: VNet, hp: SgdHp): Sgd {
+  checkLrPolicy("sgd", hp.lrPolicy);
   return new Sgd(net.params, { momentum: hp.momentum, weightDecay: hp.weightDecay });
 }
 
-/** LR used by 0-based iteration `iter`: `lr * gamma^(iter // lrStep)`. */
-export function laLr(hp: SgdHp, iteration: number): number {
+/** Throw one line when `lrPolicy` is not a known value. */
+export function checkLrPolicy(id: string, p: string): void {
+  if (p !== "step" && p !== "poly") {
+    throw new Error(`${id}: lrPolicy must be "step" or "poly", got ${JSON.stringify(p)}`);
+  }
+}
+
+/** LR used by 0-based iteration `iteration` under the policy of {@link SgdHp}. */
+export function laLr(hp: SgdHp, iteration: number, totalIterations: number): number {
+  if (hp.lrPolicy === "poly") return polyLr(hp.lr, iteration, totalIterations, 0.9);
   return stepLr(hp.lr, iteration, hp.lrStep, hp.lrGamma);
 }
 
