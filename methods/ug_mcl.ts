@@ -62,7 +62,7 @@ import type {
 import { Rng } from "./nn/rng.ts";
 import { type HeadSpec, segHeads, VNet } from "./nn/vnet.ts";
 import { ceDiceLoss, diceLoss, mse, softmaxMse } from "./nn/losses.ts";
-import { disposeGrads, lossAndGrads, polyLr, type Sgd } from "./nn/optim.ts";
+import { disposeGrads, lossAndGrads, type Sgd } from "./nn/optim.ts";
 import { emaUpdate } from "./nn/ema.ts";
 import { consistencyWeight } from "./nn/ramps.ts";
 import { computeSdf } from "./nn/sdf.ts";
