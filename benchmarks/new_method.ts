@@ -47,34 +47,14 @@ export function methodTemplate(id: string, ident: string): string {
  * @module
  */
 import * as tf from "@tensorflow/tfjs-core";
-import type {
-  BuildContext,
-  Method,
-  MethodDefinition,
-  MethodState,
-  StepInfo,
-  StepLosses,
-  TrainBatch,
-} from "./types.ts";
-import { Rng } from "./nn/rng.ts";
-import { segHeads, VNet } from "./nn/vnet.ts";
+import type { MethodDefinition, StepInfo, StepLosses, TrainBatch } from "./types.ts";
 import { ceDiceLoss } from "./nn/losses.ts";
 import { consistencyWeight } from "./nn/ramps.ts";
-import { disposeGrads, lossAndGrads, type Sgd } from "./nn/optim.ts";
-import {
-  LA_SGD,
-  laLr,
-  laSgd,
-  readLosses,
-  restoreSnapshot,
-  type SgdHp,
-  snapshot,
-} from "./nn/training.ts";
+import { disposeGrads, lossAndGrads } from "./nn/optim.ts";
+import { LA_SGD, laLr, readLosses, SingleVNetMethod, type SingleVNetHp } from "./nn/training.ts";
 
 /** Hyper-parameters (the defaults are the LA protocol; benchmarks override by name). */
-export type ${Cls}Hp = SgdHp & {
-  nFilters: number;
-  dropout: number;
+export type ${Cls}Hp = SingleVNetHp & {
   /** Final weight of the unlabeled term. */
   consistency: number;
   /** Ramp length in "epochs" of \`rampupEpochLength\` iterations. */
@@ -82,28 +62,18 @@ export type ${Cls}Hp = SgdHp & {
   rampupEpochLength: number;
 };
 
-class ${Cls} implements Method {
-  readonly #net: VNet;
-  readonly #opt: Sgd;
-  readonly #hp: ${Cls}Hp;
-
-  constructor(hp: ${Cls}Hp, ctx: BuildContext) {
-    this.#hp = hp;
-    this.#net = new VNet({
-      inChannels: ctx.inChannels,
-      nFilters: hp.nFilters,
-      heads: segHeads(ctx.nClasses),
-      dropoutP: hp.dropout,
-    }, new Rng(ctx.initSeed));
-    this.#opt = laSgd(this.#net, hp);
-  }
-
+/**
+ * SingleVNetMethod builds the V-Net (this.net) and its SGD (this.opt) and implements predict,
+ * state/restore and dispose; for a teacher, a second network or extra state, implement
+ * Method yourself (see methods/mean_teacher.ts).
+ */
+class ${Cls} extends SingleVNetMethod<${Cls}Hp> {
   trainStep(batch: TrainBatch, step: StepInfo): StepLosses {
     const w = consistencyWeight(
-      this.#hp.consistency,
+      this.hp.consistency,
       step.iteration,
-      this.#hp.consistencyRampup,
-      this.#hp.rampupEpochLength,
+      this.hp.consistencyRampup,
+      this.hp.rampupEpochLength,
     );
     const aux: Record<string, tf.Tensor> = {};
     const { value, grads } = lossAndGrads(() => {
@@ -111,37 +81,18 @@ class ${Cls} implements Method {
       const x = batch.unlabeledImages
         ? tf.concat([batch.labeledImages, batch.unlabeledImages], 0)
         : batch.labeledImages;
-      const [logits] = this.#net.forward(x, { training: true, dropoutRng: step.random.dropout });
+      const [logits] = this.net.forward(x, { training: true, dropoutRng: step.random.dropout });
       const { loss: sup } = ceDiceLoss(tf.slice(logits!, 0, nl), batch.labels);
       // TODO: your unlabeled loss on tf.slice(logits!, nl) (the unlabeled part of the batch).
       const unsup = tf.scalar(0);
       aux.supervised = tf.keep(sup);
       aux.unlabeled = tf.keep(unsup);
       return tf.add(sup, tf.mul(unsup, w)) as tf.Scalar;
-    }, this.#net.params);
-    const lr = laLr(this.#hp, step.iteration, step.totalIterations);
-    this.#opt.step(grads, lr);
+    }, this.net.params);
+    const lr = laLr(this.hp, step.iteration, step.totalIterations);
+    this.opt.step(grads, lr);
     disposeGrads(grads);
     return readLosses({ loss: value, ...aux }, { lr, weight: w });
-  }
-
-  predict(patch: tf.Tensor5D): tf.Tensor5D {
-    return tf.tidy(() =>
-      tf.softmax(this.#net.forward(patch, { training: false })[0]!, -1) as tf.Tensor5D
-    );
-  }
-
-  state(): MethodState {
-    return snapshot(this.#net, this.#opt);
-  }
-
-  restore(s: MethodState): void {
-    restoreSnapshot(s, this.#net, this.#opt);
-  }
-
-  dispose(): void {
-    this.#net.dispose();
-    this.#opt.dispose();
   }
 }
 

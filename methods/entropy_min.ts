@@ -6,42 +6,20 @@
  * `w(t) = C_w * sigmoid_rampup(iter // 150, 40)` as the LA consistency ramp.
  *
  * This file is also the worked example of README "Adding a method": the whole method is one
- * `trainStep` over shared blocks, plus predict/state/restore/dispose that every V-Net method
- * writes the same way. Semantics of the entropy term follow the common SSL4MIS-style
+ * `trainStep` over shared blocks; {@link SingleVNetMethod} supplies the network, predict,
+ * state/restore and dispose. Semantics of the entropy term follow the common SSL4MIS-style
  * normalisation by ln C [I: not checked against that repository's script].
  * @module
  */
 import * as tf from "@tensorflow/tfjs-core";
-import type {
-  BuildContext,
-  Method,
-  MethodDefinition,
-  MethodState,
-  StepInfo,
-  StepLosses,
-  TrainBatch,
-} from "./types.ts";
-import { Rng } from "./nn/rng.ts";
-import { segHeads, VNet } from "./nn/vnet.ts";
+import type { MethodDefinition, StepInfo, StepLosses, TrainBatch } from "./types.ts";
 import { ceDiceLoss } from "./nn/losses.ts";
 import { consistencyWeight } from "./nn/ramps.ts";
-import { disposeGrads, lossAndGrads, type Sgd } from "./nn/optim.ts";
-import {
-  LA_SGD,
-  laLr,
-  laSgd,
-  readLosses,
-  restoreSnapshot,
-  type SgdHp,
-  snapshot,
-} from "./nn/training.ts";
+import { disposeGrads, lossAndGrads } from "./nn/optim.ts";
+import { LA_SGD, laLr, readLosses, type SingleVNetHp, SingleVNetMethod } from "./nn/training.ts";
 
 /** Hyper-parameters of {@link entropyMin}. */
-export type EntropyMinHp = SgdHp & {
-  /** V-Net base width (`n_filters`). */
-  nFilters: number;
-  /** Dropout3d probability on x5 and x9. */
-  dropout: number;
+export type EntropyMinHp = SingleVNetHp & {
   /** Final weight C_w of the entropy term. */
   consistency: number;
   /** Ramp length L in "epochs" of `rampupEpochLength` iterations. */
@@ -61,28 +39,13 @@ export function meanNormalisedEntropy(probs: tf.Tensor): tf.Scalar {
   });
 }
 
-class EntropyMin implements Method {
-  readonly #net: VNet;
-  readonly #opt: Sgd;
-  readonly #hp: EntropyMinHp;
-
-  constructor(hp: EntropyMinHp, ctx: BuildContext) {
-    this.#hp = hp;
-    this.#net = new VNet({
-      inChannels: ctx.inChannels,
-      nFilters: hp.nFilters,
-      heads: segHeads(ctx.nClasses),
-      dropoutP: hp.dropout,
-    }, new Rng(ctx.initSeed));
-    this.#opt = laSgd(this.#net, hp);
-  }
-
+class EntropyMin extends SingleVNetMethod<EntropyMinHp> {
   trainStep(batch: TrainBatch, step: StepInfo): StepLosses {
     const w = consistencyWeight(
-      this.#hp.consistency,
+      this.hp.consistency,
       step.iteration,
-      this.#hp.consistencyRampup,
-      this.#hp.rampupEpochLength,
+      this.hp.consistencyRampup,
+      this.hp.rampupEpochLength,
     );
     const aux: Record<string, tf.Tensor> = {};
     const { value, grads } = lossAndGrads(() => {
@@ -90,7 +53,7 @@ class EntropyMin implements Method {
       const x = batch.unlabeledImages
         ? tf.concat([batch.labeledImages, batch.unlabeledImages], 0)
         : batch.labeledImages;
-      const [logits] = this.#net.forward(x, { training: true, dropoutRng: step.random.dropout });
+      const [logits] = this.net.forward(x, { training: true, dropoutRng: step.random.dropout });
       const labeledLogits = tf.slice(logits!, 0, nl);
       const { loss: sup, ce, dice } = ceDiceLoss(labeledLogits, batch.labels);
       const ent = batch.unlabeledImages
@@ -100,30 +63,11 @@ class EntropyMin implements Method {
       aux.dice = tf.keep(dice);
       aux.entropy = tf.keep(ent);
       return tf.add(sup, tf.mul(ent, w)) as tf.Scalar;
-    }, this.#net.params);
-    const lr = laLr(this.#hp, step.iteration, step.totalIterations);
-    this.#opt.step(grads, lr);
+    }, this.net.params);
+    const lr = laLr(this.hp, step.iteration, step.totalIterations);
+    this.opt.step(grads, lr);
     disposeGrads(grads);
     return readLosses({ loss: value, ...aux }, { lr, weight: w });
-  }
-
-  predict(patch: tf.Tensor5D): tf.Tensor5D {
-    return tf.tidy(() =>
-      tf.softmax(this.#net.forward(patch, { training: false })[0]!, -1) as tf.Tensor5D
-    );
-  }
-
-  state(): MethodState {
-    return snapshot(this.#net, this.#opt);
-  }
-
-  restore(s: MethodState): void {
-    restoreSnapshot(s, this.#net, this.#opt);
-  }
-
-  dispose(): void {
-    this.#net.dispose();
-    this.#opt.dispose();
   }
 }
 

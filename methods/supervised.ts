@@ -5,57 +5,19 @@
  * @module
  */
 import * as tf from "@tensorflow/tfjs-core";
-import type {
-  BuildContext,
-  Method,
-  MethodDefinition,
-  MethodState,
-  StepInfo,
-  StepLosses,
-  TrainBatch,
-} from "./types.ts";
-import { Rng } from "./nn/rng.ts";
-import { segHeads, VNet } from "./nn/vnet.ts";
+import type { MethodDefinition, StepInfo, StepLosses, TrainBatch } from "./types.ts";
 import { ceDiceLoss } from "./nn/losses.ts";
-import { disposeGrads, lossAndGrads, type Sgd } from "./nn/optim.ts";
-import {
-  LA_SGD,
-  laLr,
-  laSgd,
-  readLosses,
-  restoreSnapshot,
-  type SgdHp,
-  snapshot,
-} from "./nn/training.ts";
+import { disposeGrads, lossAndGrads } from "./nn/optim.ts";
+import { LA_SGD, laLr, readLosses, type SingleVNetHp, SingleVNetMethod } from "./nn/training.ts";
 
-/** Hyper-parameters of {@link supervised}. */
-export type SupervisedHp = SgdHp & {
-  /** V-Net base width (`n_filters`). */
-  nFilters: number;
-  /** Dropout3d probability on x5 and x9 (`has_dropout=True`, p 0.5). */
-  dropout: number;
-};
+/** Hyper-parameters of {@link supervised}: V-Net width, dropout and the LA SGD set-up. */
+export type SupervisedHp = SingleVNetHp;
 
-class Supervised implements Method {
-  readonly #net: VNet;
-  readonly #opt: Sgd;
-  readonly #hp: SupervisedHp;
-
-  constructor(hp: SupervisedHp, ctx: BuildContext) {
-    this.#hp = hp;
-    this.#net = new VNet({
-      inChannels: ctx.inChannels,
-      nFilters: hp.nFilters,
-      heads: segHeads(ctx.nClasses),
-      dropoutP: hp.dropout,
-    }, new Rng(ctx.initSeed));
-    this.#opt = laSgd(this.#net, hp);
-  }
-
+class Supervised extends SingleVNetMethod<SupervisedHp> {
   trainStep(batch: TrainBatch, step: StepInfo): StepLosses {
     const aux: Record<string, tf.Tensor> = {};
     const { value, grads } = lossAndGrads(() => {
-      const [logits] = this.#net.forward(batch.labeledImages, {
+      const [logits] = this.net.forward(batch.labeledImages, {
         training: true,
         dropoutRng: step.random.dropout,
       });
@@ -63,30 +25,11 @@ class Supervised implements Method {
       aux.ce = tf.keep(ce);
       aux.dice = tf.keep(dice);
       return loss;
-    }, this.#net.params);
-    const lr = laLr(this.#hp, step.iteration, step.totalIterations);
-    this.#opt.step(grads, lr);
+    }, this.net.params);
+    const lr = laLr(this.hp, step.iteration, step.totalIterations);
+    this.opt.step(grads, lr);
     disposeGrads(grads);
     return readLosses({ loss: value, ...aux }, { lr });
-  }
-
-  predict(patch: tf.Tensor5D): tf.Tensor5D {
-    return tf.tidy(() =>
-      tf.softmax(this.#net.forward(patch, { training: false })[0]!, -1) as tf.Tensor5D
-    );
-  }
-
-  state(): MethodState {
-    return snapshot(this.#net, this.#opt);
-  }
-
-  restore(s: MethodState): void {
-    restoreSnapshot(s, this.#net, this.#opt);
-  }
-
-  dispose(): void {
-    this.#net.dispose();
-    this.#opt.dispose();
   }
 }
 

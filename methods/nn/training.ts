@@ -6,9 +6,18 @@
  * @module
  */
 import * as tf from "@tensorflow/tfjs-core";
-import type { MethodState, StepLosses, StoredTensor, TrainBatch } from "../types.ts";
+import type {
+  BuildContext,
+  Method,
+  MethodState,
+  StepInfo,
+  StepLosses,
+  StoredTensor,
+  TrainBatch,
+} from "../types.ts";
 import { type Optimizer, polyLr, Sgd, stepLr } from "./optim.ts";
-import type { VNet } from "./vnet.ts";
+import { Rng } from "./rng.ts";
+import { segHeads, VNet } from "./vnet.ts";
 
 /** The LA protocol's optimisation hyper-parameters (spec methods.md §2.2). */
 export type SgdHp = {
@@ -140,4 +149,54 @@ export function restoreSnapshot(
     tensors: unprefixed("optim.", s.tensors),
     extra: (s.extra.optim ?? {}) as Record<string, number>,
   });
+}
+
+/** Hyper-parameters every {@link SingleVNetMethod} has. */
+export type SingleVNetHp = SgdHp & {
+  /** V-Net base width (`n_filters`). */
+  nFilters: number;
+  /** Dropout3d probability on x5 and x9. */
+  dropout: number;
+};
+
+/**
+ * Base of methods that train one segmentation V-Net with the LA SGD set-up (USB's
+ * AlgorithmBase pattern: a subclass overrides the train-step hook only). It builds the network
+ * from `ctx.initSeed`, and implements `predict` (softmax in eval mode), `state`/`restore`
+ * (weights, BN statistics, optimizer buffers) and `dispose`.
+ */
+export abstract class SingleVNetMethod<H extends SingleVNetHp> implements Method {
+  protected readonly net: VNet;
+  protected readonly opt: Sgd;
+
+  constructor(protected readonly hp: H, ctx: BuildContext) {
+    this.net = new VNet({
+      inChannels: ctx.inChannels,
+      nFilters: hp.nFilters,
+      heads: segHeads(ctx.nClasses),
+      dropoutP: hp.dropout,
+    }, new Rng(ctx.initSeed));
+    this.opt = laSgd(this.net, hp);
+  }
+
+  abstract trainStep(batch: TrainBatch, step: StepInfo): StepLosses;
+
+  predict(patch: tf.Tensor5D): tf.Tensor5D {
+    return tf.tidy(() =>
+      tf.softmax(this.net.forward(patch, { training: false })[0]!, -1) as tf.Tensor5D
+    );
+  }
+
+  state(): MethodState {
+    return snapshot(this.net, this.opt);
+  }
+
+  restore(s: MethodState): void {
+    restoreSnapshot(s, this.net, this.opt);
+  }
+
+  dispose(): void {
+    this.net.dispose();
+    this.opt.dispose();
+  }
 }
