@@ -159,13 +159,16 @@ export async function main(argv: string[]): Promise<number> {
   const dsDef = getDataset(spec.dataset.id);
   const root = dataRoot(spec, opts);
   const dataset = dsDef.open(root, spec.dataset.options ?? {});
-  const split = pickSplit(await dataset.splits(), spec.dataset.split, spec);
+  const allSplits = await dataset.splits();
+  const folds = (spec.dataset.folds ?? []).map((f) => pickSplit(allSplits, f, spec));
+  const split = folds[0] ?? pickSplit(allSplits, spec.dataset.split, spec);
   const provenance = await initBackend(opts.backend);
   const progress = new Progress();
   const ctx = {
     spec,
     dataset,
     split,
+    splits: new Map(folds.map((f) => [f.name, f])),
     store,
     provenance,
     gitCommit: await gitCommit(),

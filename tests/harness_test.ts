@@ -216,3 +216,25 @@ Deno.test("store: atomic writes, finished runs survive failures, tables regenera
   assert.equal(await Deno.readTextFile(join(root, "x", "y.txt")), "hello");
   await Deno.remove(root, { recursive: true });
 });
+
+Deno.test("grid: folds multiply the runs, each run names its fold; tables expect folds x seeds", () => {
+  const spec: BenchmarkSpec = {
+    ...laBaselines,
+    dataset: { id: "la", folds: ["f1", "f2"] },
+    methods: [{ method: "dtc" }],
+    labeled: [8],
+    seeds: [1, 2],
+  };
+  const runs = expandGrid(spec);
+  assert.equal(runs.length, 4);
+  assert.deepEqual(runs.map((r) => [r.split, r.seed]), [["f1", 1], ["f1", 2], ["f2", 1], [
+    "f2",
+    2,
+  ]]);
+  assert.equal(new Set(runs.map((r) => r.runId)).size, 4);
+  // Without folds the spec carries no split key, so existing run ids are unchanged.
+  assert.ok(!("split" in expandGrid(laBaselines)[0]!.spec));
+  const t = buildTable(spec, []);
+  assert.equal(t.rows.find((r) => r.key === "dtc")!.expectedSeeds, 4);
+  assert.match(t.footer[0]!, /over 2 folds x 2 seed\(s\) \(4 runs planned per cell/);
+});

@@ -17,6 +17,8 @@ export interface PlannedRun {
   method: string;
   labeled: number;
   seed: number;
+  /** The fold (split name) of a cross-validated benchmark; null = the benchmark's split. */
+  split: string | null;
   labeledOnly: boolean;
   hyperParams: HyperParams;
   /** Everything that determines the run's numbers; what the id hashes. */
@@ -70,33 +72,37 @@ export function expandGrid(spec: BenchmarkSpec, filter: PlanFilter = {}): Planne
     const hp = resolveHyperParams(def, { ...common, ...entry.overrides });
     for (const labeled of entry.labeled ?? spec.labeled) {
       if (filter.labeled && !filter.labeled.includes(labeled)) continue;
-      for (const seed of seeds) {
-        const runSpec = {
-          benchmark: spec.id,
-          dataset: spec.dataset,
-          method: entry.method,
-          rowKey: key,
-          hyperParams: hp,
-          labeled,
-          labeledOnly: entry.labeledOnly ?? false,
-          seed,
-          iterations,
-          batch: spec.batch,
-          patch: spec.patch,
-          eval: spec.eval,
-          selection: spec.selection,
-        };
-        runs.push({
-          runId: hashOf(runSpec).slice(0, 16),
-          benchmark: spec.id,
-          rowKey: key,
-          method: entry.method,
-          labeled,
-          seed,
-          labeledOnly: entry.labeledOnly ?? false,
-          hyperParams: hp,
-          spec: runSpec,
-        });
+      for (const fold of spec.dataset.folds ?? [null]) {
+        for (const seed of seeds) {
+          const runSpec = {
+            ...(fold === null ? {} : { split: fold }),
+            benchmark: spec.id,
+            dataset: spec.dataset,
+            method: entry.method,
+            rowKey: key,
+            hyperParams: hp,
+            labeled,
+            labeledOnly: entry.labeledOnly ?? false,
+            seed,
+            iterations,
+            batch: spec.batch,
+            patch: spec.patch,
+            eval: spec.eval,
+            selection: spec.selection,
+          };
+          runs.push({
+            runId: hashOf(runSpec).slice(0, 16),
+            benchmark: spec.id,
+            rowKey: key,
+            method: entry.method,
+            labeled,
+            seed,
+            split: fold,
+            labeledOnly: entry.labeledOnly ?? false,
+            hyperParams: hp,
+            spec: runSpec,
+          });
+        }
       }
     }
   }

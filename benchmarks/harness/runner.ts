@@ -36,6 +36,8 @@ export interface RunContext {
   spec: BenchmarkSpec;
   dataset: Dataset;
   split: Split;
+  /** Splits by name, for cross-validated benchmarks (runs name their fold). */
+  splits?: Map<string, Split>;
   store: ResultStore;
   provenance: Provenance;
   gitCommit: string;
@@ -154,7 +156,11 @@ function disposeBatch(b: TrainBatch): void {
 export async function executeRun(run: PlannedRun, ctx: RunContext): Promise<RunOutcome> {
   const existing = await ctx.store.readRun(run.runId);
   if (existing) return { status: "skipped", record: existing };
-  const { spec, split } = ctx;
+  const { spec } = ctx;
+  const split = run.split === null ? ctx.split : ctx.splits?.get(run.split);
+  if (!split) {
+    throw new Error(`run ${run.runId}: dataset ${spec.dataset.id} has no split '${run.split}'`);
+  }
   const def = getMethod(run.method);
   const iterations = run.spec["iterations"] as number;
   const label = `${run.rowKey} L=${run.labeled} seed=${run.seed}`;

@@ -104,8 +104,12 @@ export interface TableSpec {
 export interface BenchmarkSpec {
   id: string;
   title: string;
-  /** Registered dataset id and open() options. */
-  dataset: { id: string; options?: Record<string, HyperValue>; split?: string };
+  /**
+   * Registered dataset id and open() options; `split` names the split to use, or `folds`
+   * several (Monte-Carlo cross-validation: every row x setting x seed runs on each fold, and
+   * table cells aggregate over folds and seeds, as MASSL's "mean of 5 folds").
+   */
+  dataset: { id: string; options?: Record<string, HyperValue>; split?: string; folds?: string[] };
   /** Labeled-case counts to run. */
   labeled: number[];
   methods: MethodEntry[];

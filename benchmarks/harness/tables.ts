@@ -89,7 +89,7 @@ export function buildTable(spec: BenchmarkSpec, runs: RunRecord[]): BuiltTable {
         unlabeled: reported?.unlabeled ?? unlabeledOf(rs),
         external: externalKeys.includes(key) || entry?.external === true,
         seeds: rs.length,
-        expectedSeeds: spec.seeds.length,
+        expectedSeeds: spec.seeds.length * (spec.dataset.folds?.length ?? 1),
         ours: cols.map((c) => {
           const vals = rs.map((r) => r.mean[c.metric]).filter((v): v is number =>
             typeof v === "number"
@@ -129,7 +129,13 @@ export function buildTable(spec: BenchmarkSpec, runs: RunRecord[]): BuiltTable {
   const prov = mine[0]?.provenance;
   const protocol = mine[0]?.protocol;
   const footer = [
-    `Ours: mean ± std over seeds (${spec.seeds.length} planned per cell; a cell with fewer shows n=k). Paper: ${spec.table.reportedSource}.`,
+    `Ours: mean ± std over ${
+      spec.dataset.folds
+        ? `${spec.dataset.folds.length} folds x ${spec.seeds.length} seed(s)`
+        : "seeds"
+    } (${
+      spec.seeds.length * (spec.dataset.folds?.length ?? 1)
+    } runs planned per cell; a cell with fewer shows n=k). Paper: ${spec.table.reportedSource}.`,
     `${
       spec.table.reported.length ? "Gap = ours - paper. " : ""
     }p = two-sided paired t-test over test cases of ${
