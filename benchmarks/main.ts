@@ -68,7 +68,7 @@ function describePlan(spec: BenchmarkSpec, runs: PlannedRun[]): string[] {
   const lines = runs.map((r) =>
     `${r.runId}  ${r.rowKey.padEnd(20)} labeled=${String(r.labeled).padEnd(4)} seed=${
       String(r.seed).padEnd(6)
-    } iterations=${r.spec["iterations"]}`
+    }${r.split === null ? "" : ` fold=${r.split.padEnd(6)}`} iterations=${r.spec["iterations"]}`
   );
   const its = runs.reduce((s, r) => s + (r.spec["iterations"] as number), 0);
   lines.push(
