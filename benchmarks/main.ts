@@ -139,6 +139,22 @@ export async function main(argv: string[]): Promise<number> {
     if (opts.compare) out(compareReport(spec, await store.readAllRuns(), opts.compare).join("\n"));
     return 0;
   }
+  const dsDef = getDataset(spec.dataset.id);
+  const root = dataRoot(spec, opts);
+  // Check the data (root, splits, folds) before any worker starts: one line, naming the root.
+  let dataset;
+  try {
+    dataset = dsDef.open(root, spec.dataset.options ?? {});
+  } catch (e) {
+    throw new Error(
+      `${
+        (e as Error).message
+      } (pass --data-dir DIR; \`deno task data ${spec.dataset.id}\` prints where to obtain the data and the expected layout)`,
+    );
+  }
+  const allSplits = await dataset.splits();
+  const folds = (spec.dataset.folds ?? []).map((f) => pickSplit(allSplits, f, spec));
+  const split = folds[0] ?? pickSplit(allSplits, spec.dataset.split, spec);
   const jobs = opts.shard ? 1 : resolveJobs(opts.jobs, runs.length);
   if (jobs > 1) {
     const t0 = performance.now();
@@ -156,12 +172,6 @@ export async function main(argv: string[]): Promise<number> {
     );
     return code;
   }
-  const dsDef = getDataset(spec.dataset.id);
-  const root = dataRoot(spec, opts);
-  const dataset = dsDef.open(root, spec.dataset.options ?? {});
-  const allSplits = await dataset.splits();
-  const folds = (spec.dataset.folds ?? []).map((f) => pickSplit(allSplits, f, spec));
-  const split = folds[0] ?? pickSplit(allSplits, spec.dataset.split, spec);
   const provenance = await initBackend(opts.backend);
   const progress = new Progress();
   const ctx = {
