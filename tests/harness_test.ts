@@ -238,3 +238,23 @@ Deno.test("grid: folds multiply the runs, each run names its fold; tables expect
   assert.equal(t.rows.find((r) => r.key === "dtc")!.expectedSeeds, 4);
   assert.match(t.footer[0]!, /over 2 folds x 2 seed\(s\) \(4 runs planned per cell/);
 });
+
+Deno.test("bench: a missing dataset root is one line naming it, before any run starts", async () => {
+  const out = await new Deno.Command(Deno.execPath(), {
+    args: [
+      "run",
+      "-A",
+      new URL("../benchmarks/main.ts", import.meta.url).pathname,
+      "--benchmark",
+      "la_baselines",
+      "--data-dir",
+      "/nonexistent/la",
+    ],
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  assert.equal(out.code, 2);
+  const err = new TextDecoder().decode(out.stderr).trim();
+  assert.equal(err.split("\n").length, 1, err);
+  assert.match(err, /^bench: \/nonexistent\/la: .*not found .*deno task data la/);
+});
