@@ -35,12 +35,15 @@ function classMask(labels: Uint8Array, cls: number): Uint8Array {
  * Score one case: foreground = class 1 (the papers' binary tasks: LA cavity, whole tumour,
  * WMH lesions); the prediction is the argmax of the stitched probabilities (equivalently
  * p > 0.5 for two classes), then the largest 26-connected component when the protocol says so.
+ * Voxels whose reference label is `ignoreLabel` (WMH "other pathology", label 2) are removed
+ * from the prediction before scoring, as the WMH challenge evaluation does.
  */
 export async function evaluateCase(
   method: Method,
   c: Case,
   protocol: EvalProtocol,
   nClasses: number,
+  ignoreLabel?: number,
 ): Promise<CaseMetrics> {
   const sw = await slidingWindowInference(
     { data: c.image.data, shape: c.image.shape, channels: c.image.channels },
@@ -55,6 +58,9 @@ export async function evaluateCase(
     },
   );
   let pred = classMask(sw.labels, 1);
+  if (ignoreLabel !== undefined) {
+    for (let i = 0; i < pred.length; i++) if (c.label.data[i] === ignoreLabel) pred[i] = 0;
+  }
   if (protocol.lcc) pred = largestConnectedComponent(pred, c.image.shape);
   const ref = classMask(c.label.data, 1);
   const m = binaryMetrics(pred, ref, c.image.shape, {
@@ -79,8 +85,9 @@ export async function evaluateCases(
   cases: Case[],
   protocol: EvalProtocol,
   nClasses: number,
+  ignoreLabel?: number,
 ): Promise<CaseMetrics[]> {
   const out: CaseMetrics[] = [];
-  for (const c of cases) out.push(await evaluateCase(method, c, protocol, nClasses));
+  for (const c of cases) out.push(await evaluateCase(method, c, protocol, nClasses, ignoreLabel));
   return out;
 }

@@ -124,12 +124,14 @@ async function validationDice(
   cases: Case[],
   spec: BenchmarkSpec,
   nClasses: number,
+  ignoreLabel: number | undefined,
 ): Promise<number> {
   const scores = await evaluateCases(
     method,
     cases,
     { ...spec.eval, lcc: false, metrics: ["dice"] },
     nClasses,
+    ignoreLabel,
   );
   return scores.reduce((s, c) => s + (c.values["dice"] ?? 0), 0) / Math.max(1, scores.length);
 }
@@ -267,7 +269,13 @@ export async function executeRun(run: PlannedRun, ctx: RunContext): Promise<RunO
         itPerSec: iteration / Math.max(elapsed, 1e-9),
       });
       if (spec.selection.kind === "best-val" && iteration % spec.selection.every === 0) {
-        const score = await validationDice(method, await loadCases(ctx, split.val), spec, nClasses);
+        const score = await validationDice(
+          method,
+          await loadCases(ctx, split.val),
+          spec,
+          nClasses,
+          ctx.dataset.ignoreLabel,
+        );
         if (!best || score > best.score) {
           best = { iteration, score, state: method.state() };
           await ctx.store.writeBest(run.runId, best);
@@ -301,7 +309,13 @@ export async function executeRun(run: PlannedRun, ctx: RunContext): Promise<RunO
 
     const te = performance.now();
     const testCases = await loadCases(ctx, split.test);
-    const cases = await evaluateCases(method, testCases, spec.eval, nClasses);
+    const cases = await evaluateCases(
+      method,
+      testCases,
+      spec.eval,
+      nClasses,
+      ctx.dataset.ignoreLabel,
+    );
     const evalSeconds = (performance.now() - te) / 1000;
     const metricNames = Object.keys(cases[0]?.values ?? {});
     const mean: Record<string, number> = {};
