@@ -10,7 +10,7 @@
  * the abstract argues against).
  * @module
  */
-import { LA_COLUMNS, LA_EVAL } from "./harness/spec.ts";
+import { LA_COLUMNS, LA_PROTOCOL } from "./harness/spec.ts";
 import type { BenchmarkSpec, MethodEntry } from "./harness/spec.ts";
 
 /** The AHU-MultiNet rows shared by the LA and LiTS benchmarks. */
@@ -37,16 +37,9 @@ export const AHU_ROWS: MethodEntry[] = [
 export const ahuMultiNetLa: BenchmarkSpec = {
   id: "ahu_multinet_la",
   title: "AHU-MultiNet (reconstructed): LA, 8 and 16 labeled (DTC protocol)",
-  dataset: { id: "la", split: "ua-mt" },
+  ...LA_PROTOCOL,
   labeled: [8, 16],
   methods: AHU_ROWS,
-  seeds: [1337, 1338, 1339],
-  iterations: 6000,
-  batch: { labeled: 2, unlabeled: 2 },
-  patch: [112, 112, 80],
-  eval: LA_EVAL,
-  selection: { kind: "last" },
-  checkpointEvery: 250,
   table: {
     caption: "AHU-MultiNet (reconstructed from the abstract) on LA: Dice, Jaccard, ASD, 95HD",
     columns: LA_COLUMNS,

@@ -5,14 +5,14 @@
  * and UG-MCL Table 3 (supervised, MT at 16 labeled), per ../shared/spec/methods.md sections 7.3, 8.
  * @module
  */
-import { LA_COLUMNS, LA_EVAL } from "./harness/spec.ts";
+import { LA_COLUMNS, LA_PROTOCOL } from "./harness/spec.ts";
 import type { BenchmarkSpec } from "./harness/spec.ts";
 
 /** Baseline-only LA benchmark. */
 export const laBaselines: BenchmarkSpec = {
   id: "la_baselines",
   title: "LA (2018 Atrial Segmentation Challenge): baselines at 8 and 16 labeled scans",
-  dataset: { id: "la", split: "ua-mt" },
+  ...LA_PROTOCOL,
   labeled: [8, 16],
   methods: [
     { method: "supervised", label: "Supervised baseline (V-Net)", labeledOnly: true },
@@ -20,13 +20,6 @@ export const laBaselines: BenchmarkSpec = {
     { method: "ua-mt", label: "UA-MT" },
     { method: "dtc", label: "DTC" },
   ],
-  seeds: [1337, 1338, 1339],
-  iterations: 6000,
-  batch: { labeled: 2, unlabeled: 2 },
-  patch: [112, 112, 80],
-  eval: LA_EVAL,
-  selection: { kind: "last" },
-  checkpointEvery: 250,
   table: {
     caption: "LA: baselines (DTC protocol; Dice, Jaccard, ASD, 95HD)",
     columns: LA_COLUMNS,

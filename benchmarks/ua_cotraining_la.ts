@@ -7,14 +7,14 @@
  * reported numbers in this table.
  * @module
  */
-import { LA_COLUMNS, LA_EVAL } from "./harness/spec.ts";
+import { LA_COLUMNS, LA_PROTOCOL } from "./harness/spec.ts";
 import type { BenchmarkSpec } from "./harness/spec.ts";
 
 /** LA benchmark of the reconstructed UA deep co-training against the LA baselines. */
 export const uaCotrainingLa: BenchmarkSpec = {
   id: "ua_cotraining_la",
   title: "LA: Uncertainty-Aware Deep Co-training (reconstructed) vs baselines, 8 and 16 labeled",
-  dataset: { id: "la", split: "ua-mt" },
+  ...LA_PROTOCOL,
   labeled: [8, 16],
   methods: [
     { method: "supervised", label: "Supervised baseline (V-Net)", labeledOnly: true },
@@ -23,13 +23,6 @@ export const uaCotrainingLa: BenchmarkSpec = {
     { method: "dtc", label: "DTC" },
     { method: "ua-cotraining", label: "UA Deep Co-training (reconstructed)" },
   ],
-  seeds: [1337, 1338, 1339],
-  iterations: 6000,
-  batch: { labeled: 2, unlabeled: 2 },
-  patch: [112, 112, 80],
-  eval: LA_EVAL,
-  selection: { kind: "last" },
-  checkpointEvery: 250,
   table: {
     caption:
       "LA: Uncertainty-Aware Deep Co-training (reconstructed from the abstract; Dice, Jaccard, ASD, 95HD)",

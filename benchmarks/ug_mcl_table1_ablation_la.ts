@@ -8,7 +8,7 @@
  * (spec methods.md §7.3). Protocol as Table 3.
  * @module
  */
-import { LA_COLUMNS, LA_EVAL } from "./harness/spec.ts";
+import { LA_COLUMNS, LA_PROTOCOL } from "./harness/spec.ts";
 import type { BenchmarkSpec, MethodEntry } from "./harness/spec.ts";
 import { ugMclRow as row } from "./ug_mcl_table3_la.ts";
 
@@ -31,7 +31,7 @@ const ablation = (
 export const ugMclTable1AblationLa: BenchmarkSpec = {
   id: "ug_mcl_table1_ablation_la",
   title: "UG-MCL Table 1: ablation of L_dis / L_itc / L_ctc on LA, 16 labeled",
-  dataset: { id: "la", split: "ua-mt" },
+  ...LA_PROTOCOL,
   labeled: [16],
   methods: [
     ablation(1, "L_seg", false, false, false, { labeledOnly: true }),
@@ -41,13 +41,6 @@ export const ugMclTable1AblationLa: BenchmarkSpec = {
     ablation(5, "L_seg + L_dis + L_ctc", true, false, true),
     ablation(6, "L_seg + L_dis + L_itc + L_ctc", true, true, true),
   ],
-  seeds: [1337, 1338, 1339],
-  iterations: 6000,
-  batch: { labeled: 2, unlabeled: 2 },
-  patch: [112, 112, 80],
-  eval: LA_EVAL,
-  selection: { kind: "last" },
-  checkpointEvery: 250,
   table: {
     caption:
       "UG-MCL Table 1: Ablation analysis of our mutual consistency learning framework on LA dataset",

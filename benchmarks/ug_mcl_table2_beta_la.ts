@@ -4,7 +4,7 @@
  * otherwise (paper mode of methods/ug_mcl.ts). Protocol as Table 3.
  * @module
  */
-import { LA_COLUMNS, LA_EVAL } from "./harness/spec.ts";
+import { LA_COLUMNS, LA_PROTOCOL } from "./harness/spec.ts";
 import type { BenchmarkSpec } from "./harness/spec.ts";
 import { ugMclRow as row } from "./ug_mcl_table3_la.ts";
 
@@ -14,7 +14,7 @@ const BETAS = [0, 0.25, 0.5, 0.75, 1];
 export const ugMclTable2BetaLa: BenchmarkSpec = {
   id: "ug_mcl_table2_beta_la",
   title: "UG-MCL Table 2: intra-task balance weight beta on LA, 16 labeled",
-  dataset: { id: "la", split: "ua-mt" },
+  ...LA_PROTOCOL,
   labeled: [16],
   methods: BETAS.map((beta) => ({
     key: `beta-${beta}`,
@@ -22,13 +22,6 @@ export const ugMclTable2BetaLa: BenchmarkSpec = {
     label: `β = ${beta}`,
     overrides: { beta },
   })),
-  seeds: [1337, 1338, 1339],
-  iterations: 6000,
-  batch: { labeled: 2, unlabeled: 2 },
-  patch: [112, 112, 80],
-  eval: LA_EVAL,
-  selection: { kind: "last" },
-  checkpointEvery: 250,
   table: {
     caption:
       "UG-MCL Table 2: Experimental results of different balance weight β of segmentation task and regression task for self-ensembling on LA dataset",

@@ -7,7 +7,7 @@
  * and the paper's p-value marks (* p < 0.05, ** p < 0.01, paired t-test vs UG-MCL) are verbatim.
  * @module
  */
-import { LA_COLUMNS, LA_EVAL } from "./harness/spec.ts";
+import { LA_COLUMNS, LA_PROTOCOL } from "./harness/spec.ts";
 import type { BenchmarkSpec, ReportedRow } from "./harness/spec.ts";
 
 type M = ReportedRow["marks"];
@@ -42,7 +42,7 @@ export const ugMclRow = row;
 export const ugMclTable3La: BenchmarkSpec = {
   id: "ug_mcl_table3_la",
   title: "UG-MCL Table 3: LA, 16 labeled / 64 unlabeled (V-Net, DTC protocol)",
-  dataset: { id: "la", split: "ua-mt" },
+  ...LA_PROTOCOL,
   labeled: [16, 80],
   methods: [
     {
@@ -64,13 +64,6 @@ export const ugMclTable3La: BenchmarkSpec = {
       labeled: [80],
     },
   ],
-  seeds: [1337, 1338, 1339],
-  iterations: 6000,
-  batch: { labeled: 2, unlabeled: 2 },
-  patch: [112, 112, 80],
-  eval: LA_EVAL,
-  selection: { kind: "last" },
-  checkpointEvery: 250,
   table: {
     caption:
       "UG-MCL Table 3: Quantitative comparison between our methods and other semi-supervised methods on LA dataset (V-Net backbone)",

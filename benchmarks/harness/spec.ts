@@ -149,3 +149,22 @@ export const LA_EVAL: EvalProtocol = {
   emptyPolicy: "reference-code",
   metrics: ["dice", "jaccard", "hd95", "asd"],
 };
+
+/**
+ * The shared UA-MT/DTC LA protocol (spec methods.md §2): the UA-MT split, 3 seeds, 6000
+ * iterations of batch 2+2 at 112x112x80, the DTC test protocol, last-iteration selection.
+ * LA benchmark files spread it and add their labeled settings, rows and table.
+ */
+export const LA_PROTOCOL: Pick<
+  BenchmarkSpec,
+  "dataset" | "seeds" | "iterations" | "batch" | "patch" | "eval" | "selection" | "checkpointEvery"
+> = {
+  dataset: { id: "la", split: "ua-mt" },
+  seeds: [1337, 1338, 1339],
+  iterations: 6000,
+  batch: { labeled: 2, unlabeled: 2 },
+  patch: [112, 112, 80],
+  eval: LA_EVAL,
+  selection: { kind: "last" },
+  checkpointEvery: 250,
+};
