@@ -12,9 +12,8 @@
 import type { BenchmarkSpec, ReportedRow } from "./harness/spec.ts";
 import {
   MASSL_COLUMNS,
-  MASSL_EVAL,
   MASSL_FOLDS,
-  MASSL_ROWS,
+  MASSL_PROTOCOL,
   masslReported,
 } from "./massl_table1_brats18.ts";
 
@@ -37,14 +36,7 @@ export const MASSL_TABLE2_WMH17: BenchmarkSpec = {
   title: "MASSL Table 2: WMH 2017 (FLAIR), 5 Monte-Carlo folds",
   dataset: { id: "wmh", folds: MASSL_FOLDS.map((k) => `fold${k}`) },
   labeled: [10, 20, 30],
-  methods: MASSL_ROWS,
-  seeds: [1],
-  iterations: 6000,
-  batch: { labeled: 1, unlabeled: 1 },
-  patch: [128, 128, 32],
-  eval: MASSL_EVAL,
-  selection: { kind: "best-val", every: 500 },
-  checkpointEvery: 500,
+  ...MASSL_PROTOCOL,
   table: {
     caption: "Table 2: WMH17 results. Dice similarity coefficient, averaged over all " +
       "cross-validation. *: significantly better than CNN (p<0.05).",
