@@ -84,6 +84,21 @@ export function conv3dKernels(d: Dnnl): Record<string, NativeImpl> {
         [ABI.DNNL_ARG_DST, m.dst],
       ]);
     });
+  /** A backward primitive needs the forward primitive descriptor as a hint; freed on failure. */
+  const withForwardHint = (
+    g: Geometry,
+    m: ReturnType<typeof mds>,
+    op: Parameters<typeof d.primitive>[0],
+    args: Parameters<typeof d.primitive>[1],
+  ): Primitive => {
+    const hint = d.primitiveDesc(fwdDesc(g, m));
+    try {
+      return d.primitive(op, args, hint);
+    } catch (e) {
+      d.destroyDesc(hint);
+      throw e;
+    }
+  };
   const backwardData = (g: Geometry): Primitive | null =>
     cache.get("d" + g.key, () => {
       const m = mds(g);
@@ -101,17 +116,11 @@ export function conv3dKernels(d: Dnnl): Record<string, NativeImpl> {
           g.padR,
         ),
       );
-      const hint = d.primitiveDesc(fwdDesc(g, m));
-      try {
-        return d.primitive(op, [
-          [ABI.DNNL_ARG_DIFF_DST, m.dst],
-          [ABI.DNNL_ARG_WEIGHTS, m.wei],
-          [ABI.DNNL_ARG_DIFF_SRC, m.src],
-        ], hint);
-      } catch (e) {
-        d.destroyDesc(hint);
-        throw e;
-      }
+      return withForwardHint(g, m, op, [
+        [ABI.DNNL_ARG_DIFF_DST, m.dst],
+        [ABI.DNNL_ARG_WEIGHTS, m.wei],
+        [ABI.DNNL_ARG_DIFF_SRC, m.src],
+      ]);
     });
   const backwardWeights = (g: Geometry): Primitive | null =>
     cache.get("w" + g.key, () => {
@@ -131,17 +140,11 @@ export function conv3dKernels(d: Dnnl): Record<string, NativeImpl> {
           g.padR,
         ),
       );
-      const hint = d.primitiveDesc(fwdDesc(g, m));
-      try {
-        return d.primitive(op, [
-          [ABI.DNNL_ARG_SRC, m.src],
-          [ABI.DNNL_ARG_DIFF_DST, m.dst],
-          [ABI.DNNL_ARG_DIFF_WEIGHTS, m.wei],
-        ], hint);
-      } catch (e) {
-        d.destroyDesc(hint);
-        throw e;
-      }
+      return withForwardHint(g, m, op, [
+        [ABI.DNNL_ARG_SRC, m.src],
+        [ABI.DNNL_ARG_DIFF_DST, m.dst],
+        [ABI.DNNL_ARG_DIFF_WEIGHTS, m.wei],
+      ]);
     });
 
   const Conv3D: NativeImpl = ({ inputs, backend, attrs }: KernelArgs) => {
