@@ -35,6 +35,7 @@ import "./gradients.ts";
 import type { Rng } from "./rng.ts";
 import type { StoredTensor } from "../types.ts";
 import { assignStored, getStored, storeTensor } from "./state.ts";
+import { fusedNormAct, hasFusedNormAct } from "./native/norm.ts";
 
 if (tf.getGradient("PadV2") === undefined) {
   tf.registerGradient({
@@ -72,6 +73,19 @@ export function instanceNorm(x: tf.Tensor5D, eps = IN_EPS): tf.Tensor5D {
   return tf.tidy(() => {
     const { mean, variance } = tf.moments(x, [1, 2, 3], true);
     return tf.mul(tf.sub(x, mean), tf.rsqrt(tf.add(variance, eps))) as tf.Tensor5D;
+  });
+}
+
+/**
+ * `LeakyReLU(InstanceNorm3d(x))`, MASSL's block activation: one fused kernel (two passes each
+ * way) on the native cpu path, the composite tfjs ops otherwise.
+ */
+export function instanceNormLeaky(x: tf.Tensor5D, slope = LRELU_SLOPE, eps = IN_EPS): tf.Tensor5D {
+  if (!hasFusedNormAct()) return tf.leakyRelu(instanceNorm(x, eps), slope) as tf.Tensor5D;
+  return tf.tidy(() => {
+    const c = x.shape[4];
+    const attrs = { perSample: true, eps, act: "leaky", slope } as const;
+    return fusedNormAct(x, tf.ones([c]), tf.zeros([c]), attrs)[0] as tf.Tensor5D;
   });
 }
 
@@ -346,7 +360,7 @@ export class MasslNet {
     const wantSeg = opts.seg ?? true;
     const wantRec = (opts.rec ?? true) && this.recChannels > 0;
     const fz = opts.freezeSegDecoder ?? false;
-    const act = (t: tf.Tensor5D) => tf.leakyRelu(instanceNorm(t), LRELU_SLOPE) as tf.Tensor5D;
+    const act = (t: tf.Tensor5D) => instanceNormLeaky(t);
     // Encoder
     let out = act(this.#conv("e_conv3d_l1_1", x));
     const e: tf.Tensor5D[] = [act(this.#conv("e_conv3d_l1_2", out))];

@@ -25,6 +25,7 @@ import "./gradients.ts";
 import type { Rng } from "./rng.ts";
 import type { StoredTensor } from "../types.ts";
 import { assignStored, getStored, storeTensor } from "./state.ts";
+import { fusedNormAct, hasFusedNormAct } from "./native/norm.ts";
 
 /** Activation applied to a head's output. */
 export type HeadActivation = "none" | "tanh" | "sigmoid";
@@ -148,6 +149,8 @@ export interface BnOptions {
   /** PyTorch momentum (0.1). */
   momentum?: number;
   eps?: number;
+  /** Apply ReLU after the normalisation (fused with it on the native cpu path). */
+  relu?: boolean;
 }
 
 /**
@@ -157,11 +160,24 @@ export interface BnOptions {
  */
 export function batchNorm(x: tf.Tensor5D, p: BnParams, opts: BnOptions): tf.Tensor5D {
   const eps = opts.eps ?? 1e-5;
+  const act = (t: tf.Tensor): tf.Tensor5D => (opts.relu ? tf.relu(t) : t) as tf.Tensor5D;
   if (!opts.training) {
     const inv = tf.mul(tf.rsqrt(tf.add(p.variance, eps)), p.gamma);
-    return tf.add(tf.mul(tf.sub(x, p.mean), inv), p.beta) as tf.Tensor5D;
+    return act(tf.add(tf.mul(tf.sub(x, p.mean), inv), p.beta));
   }
-  const { mean, variance } = tf.moments(x, [0, 1, 2, 3]);
+  let y: tf.Tensor5D, mean: tf.Tensor, variance: tf.Tensor;
+  if (hasFusedNormAct()) {
+    const attrs = { perSample: false, eps, act: opts.relu ? "relu" : "none", slope: 0 } as const;
+    [y, mean, variance] = fusedNormAct(x, p.gamma, p.beta, attrs) as [
+      tf.Tensor5D,
+      tf.Tensor,
+      tf.Tensor,
+    ];
+  } else {
+    ({ mean, variance } = tf.moments(x, [0, 1, 2, 3]));
+    const inv = tf.mul(tf.rsqrt(tf.add(variance, eps)), p.gamma);
+    y = act(tf.add(tf.mul(tf.sub(x, mean), inv), p.beta));
+  }
   if (opts.updateStats ?? true) {
     const [n, d, h, w] = x.shape;
     const count = n * d * h * w;
@@ -172,8 +188,7 @@ export function batchNorm(x: tf.Tensor5D, p: BnParams, opts: BnOptions): tf.Tens
       p.variance.assign(tf.add(tf.mul(1 - m, p.variance), tf.mul(m, unbiased)));
     });
   }
-  const inv = tf.mul(tf.rsqrt(tf.add(variance, eps)), p.gamma);
-  return tf.add(tf.mul(tf.sub(x, mean), inv), p.beta) as tf.Tensor5D;
+  return y;
 }
 
 /** The UA-MT/DTC V-Net with named parameters and BN buffers. */
@@ -275,12 +290,14 @@ export class VNet {
     return c;
   }
 
-  #bn(key: string, x: tf.Tensor5D, training: boolean, update: boolean): tf.Tensor5D {
+  /** BatchNorm then ReLU (one fused kernel on the native cpu path). */
+  #bnRelu(key: string, x: tf.Tensor5D, training: boolean, update: boolean): tf.Tensor5D {
     return batchNorm(x, this.#bns.get(key)!, {
       training,
       updateStats: update,
       momentum: this.#momentum,
       eps: this.#eps,
+      relu: true,
     });
   }
 
@@ -288,7 +305,7 @@ export class VNet {
     for (let i = 0; i < stages; i++) {
       const c = this.#conv(`${name}.conv${i}`);
       const y = tf.add(tf.conv3d(x, c.w as tf.Tensor5D, 1, "same"), c.b) as tf.Tensor5D;
-      x = tf.relu(this.#bn(`${name}.bn${i}`, y, tr, up));
+      x = this.#bnRelu(`${name}.bn${i}`, y, tr, up);
     }
     return x;
   }
@@ -296,12 +313,12 @@ export class VNet {
   #down(name: string, x: tf.Tensor5D, tr: boolean, up: boolean): tf.Tensor5D {
     const c = this.#conv(`${name}.conv`);
     const y = tf.add(tf.conv3d(x, c.w as tf.Tensor5D, 2, "valid"), c.b) as tf.Tensor5D;
-    return tf.relu(this.#bn(`${name}.bn`, y, tr, up));
+    return this.#bnRelu(`${name}.bn`, y, tr, up);
   }
 
   #up(name: string, x: tf.Tensor5D, tr: boolean, up: boolean): tf.Tensor5D {
     const c = this.#conv(`${name}.deconv`);
-    return tf.relu(this.#bn(`${name}.bn`, transposedConv2x(x, c.w, c.b), tr, up));
+    return this.#bnRelu(`${name}.bn`, transposedConv2x(x, c.w, c.b), tr, up);
   }
 
   /**

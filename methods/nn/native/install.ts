@@ -6,6 +6,9 @@
  * original JS kernel (kept by reference) for anything unsupported. When the library is missing
  * it prints ONE notice line per process and leaves tfjs pure JS. `SEMISEG_NATIVE=0` forces pure
  * JS without a notice. Needs `--allow-ffi` (and `--allow-env` for the two variables).
+ * The same layer also carries tight-loop JS kernels where tfjs's generic ones dominate the
+ * profile (`layout.ts`: Slice, Softmax) and the fused normalisation + activation kernels of
+ * `norm.ts`, so `--backend cpu-js` stays the pure-tfjs reference for all of them.
  * @module
  */
 import * as tf from "@tensorflow/tfjs-core";
@@ -14,6 +17,8 @@ import { DEFAULT_DNNL_LIB, Dnnl } from "./dnnl.ts";
 import { conv3dKernels } from "./conv3d.ts";
 import { elementwiseKernels } from "./elementwise.ts";
 import { linalgKernels } from "./linalg.ts";
+import { layoutKernels } from "./layout.ts";
+import { NORM_ACT, NORM_ACT_GRAD, normActGradKernel, normActKernel } from "./norm.ts";
 import type { KernelArgs, NativeImpl } from "./kernel.ts";
 
 /** Outcome of {@link installNativeKernels}. */
@@ -38,6 +43,11 @@ let dnnl: Dnnl | null = null;
 let status: NativeStatus | null = null;
 let noticed = false;
 const originals = new Map<string, tf.KernelConfig>();
+/** Kernels with no tfjs counterpart (fused ops), registered while the native layer is on. */
+const FUSED: Record<string, (args: KernelArgs) => tf.TensorInfo[]> = {
+  [NORM_ACT]: normActKernel,
+  [NORM_ACT_GRAD]: normActGradKernel,
+};
 const counts = new Map<string, number>();
 
 function env(name: string): string | undefined {
@@ -59,7 +69,12 @@ function stderrLine(line: string): void {
 
 /** Every native kernel, by tfjs kernel name. */
 function allKernels(d: Dnnl): Record<string, NativeImpl> {
-  return { ...conv3dKernels(d), ...elementwiseKernels(d), ...linalgKernels(d) };
+  return {
+    ...conv3dKernels(d),
+    ...elementwiseKernels(d),
+    ...linalgKernels(d),
+    ...layoutKernels(),
+  };
 }
 
 /**
@@ -103,6 +118,18 @@ export function installNativeKernels(opts: InstallOptions = {}): NativeStatus {
     });
     names.push(name);
   }
+  for (const [name, fn] of Object.entries(FUSED)) {
+    if (tf.getKernel(name, "cpu")) continue;
+    tf.registerKernel({
+      kernelName: name,
+      backendName: "cpu",
+      kernelFunc: (args) => {
+        counts.set(name, (counts.get(name) ?? 0) + 1);
+        return fn(args as unknown as KernelArgs);
+      },
+    });
+    names.push(name);
+  }
   return status = {
     active: true,
     reason: `oneDNN ${dnnl.version} (${path})`,
@@ -118,6 +145,9 @@ export function uninstallNativeKernels(): void {
     tf.registerKernel(cfg);
   }
   originals.clear();
+  for (const name of Object.keys(FUSED)) {
+    if (tf.getKernel(name, "cpu")) tf.unregisterKernel(name, "cpu");
+  }
   status = null;
 }
 

@@ -1,0 +1,228 @@
+/**
+ * The fused normalisation + activation kernels (methods/nn/native/norm.ts) and the tight-loop
+ * Slice / Softmax kernels (layout.ts) against the composite pure-tfjs computation: values,
+ * statistics and gradients (w.r.t. x, gamma, beta) for batch norm + ReLU, batch norm alone and
+ * instance norm + LeakyReLU on odd shapes; then a whole V-Net / MASSL-net loss and gradients
+ * with the native layer on and off. The pure functions run everywhere; the kernel-level tests
+ * are skipped, with a message, when libdnnl.so.2 is absent (the layer is then off).
+ */
+import assert from "node:assert/strict";
+import * as tf from "@tensorflow/tfjs-core";
+import "@tensorflow/tfjs-backend-cpu";
+import "../methods/nn/gradients.ts";
+import {
+  hasFusedNormAct,
+  type NormActAttrs,
+  normActBackward,
+  normActForward,
+} from "../methods/nn/native/norm.ts";
+import { sliceInto, softmaxRows } from "../methods/nn/native/layout.ts";
+import { installNativeKernels, uninstallNativeKernels } from "../methods/nn/native/install.ts";
+import { Dnnl } from "../methods/nn/native/dnnl.ts";
+import { Rng } from "../methods/nn/rng.ts";
+import { VNet } from "../methods/nn/vnet.ts";
+import { MasslNet } from "../methods/nn/massl_net.ts";
+import { ceDiceLoss } from "../methods/nn/losses.ts";
+
+tf.env().set("PROD", true);
+await tf.setBackend("cpu");
+
+function randArr(n: number, seed: number, scale = 1, offset = 0): Float32Array {
+  const a = new Rng(seed).fillNormal(new Float32Array(n));
+  for (let i = 0; i < n; i++) a[i] = a[i]! * scale + offset;
+  return a;
+}
+
+function maxRel(a: ArrayLike<number>, b: ArrayLike<number>): number {
+  assert.equal(a.length, b.length);
+  let m = 0, s = 1;
+  for (let i = 0; i < a.length; i++) {
+    m = Math.max(m, Math.abs(a[i]! - b[i]!));
+    s = Math.max(s, Math.abs(b[i]!));
+  }
+  return m / s;
+}
+
+/** Composite tfjs reference: y, mean, var and d(sum(w*y))/d{x, gamma, beta}. */
+function composite(
+  shape: number[],
+  x: Float32Array,
+  gamma: Float32Array,
+  beta: Float32Array,
+  w: Float32Array,
+  at: NormActAttrs,
+): Float32Array[] {
+  return tf.tidy(() => {
+    const axes = at.perSample ? [1, 2, 3] : [0, 1, 2, 3];
+    const f = (xt: tf.Tensor, gt: tf.Tensor, bt: tf.Tensor) => {
+      const { mean, variance } = tf.moments(xt, axes, true);
+      const z = tf.add(
+        tf.mul(tf.mul(tf.sub(xt, mean), tf.rsqrt(tf.add(variance, at.eps))), gt),
+        bt,
+      );
+      return at.act === "relu" ? tf.relu(z) : at.act === "leaky" ? tf.leakyRelu(z, at.slope) : z;
+    };
+    const xt = tf.tensor(x, shape), gt = tf.tensor1d(gamma), bt = tf.tensor1d(beta);
+    const y = f(xt, gt, bt);
+    const { mean, variance } = tf.moments(xt, axes);
+    const grads = tf.grads((a, b, c) => tf.sum(tf.mul(f(a!, b!, c!), tf.tensor(w, shape))))([
+      xt,
+      gt,
+      bt,
+    ]);
+    return [y, mean, variance, ...grads].map((t) => t.dataSync() as Float32Array);
+  });
+}
+
+const CASES: { shape: number[]; at: NormActAttrs }[] = [
+  { shape: [2, 3, 5, 4, 3], at: { perSample: false, eps: 1e-5, act: "relu", slope: 0 } },
+  { shape: [1, 5, 3, 7, 2], at: { perSample: false, eps: 1e-5, act: "none", slope: 0 } },
+  { shape: [2, 4, 3, 5, 3], at: { perSample: true, eps: 1e-5, act: "leaky", slope: 0.01 } },
+  { shape: [3, 2, 2, 3, 1], at: { perSample: true, eps: 1e-3, act: "relu", slope: 0 } },
+];
+
+Deno.test("normActForward/Backward equal the composite tfjs graph (values, stats, grads)", () => {
+  for (const [ci, { shape, at }] of CASES.entries()) {
+    const n = shape.reduce((a, b) => a * b, 1);
+    const c = shape[4]!;
+    // A non-zero mean and a non-unit scale, so centring and the variance term both matter.
+    const x = randArr(n, 10 + ci, 2.5, 1.5);
+    const gamma = randArr(c, 20 + ci, 0.5, 1), beta = randArr(c, 30 + ci, 0.3);
+    const w = randArr(n, 40 + ci);
+    const [y0, m0, v0, dx0, dg0, db0] = composite(shape, x, gamma, beta, w, at);
+    const g = { n: shape[0]!, s: shape[1]! * shape[2]! * shape[3]!, c, perSample: at.perSample };
+    const groups = at.perSample ? g.n * c : c;
+    const y = new Float32Array(n), mean = new Float32Array(groups), vr = new Float32Array(groups);
+    normActForward(x, gamma, beta, g, at, y, mean, vr);
+    const dx = new Float32Array(n), dg = new Float32Array(c), db = new Float32Array(c);
+    normActBackward(w, x, y, gamma, mean, vr, g, at, dx, dg, db);
+    const tag = `case ${ci} ${JSON.stringify(at)}`;
+    assert.ok(maxRel(y, y0!) < 1e-5, `${tag}: y ${maxRel(y, y0!)}`);
+    assert.ok(maxRel(mean, m0!) < 1e-5, `${tag}: mean`);
+    assert.ok(maxRel(vr, v0!) < 1e-5, `${tag}: variance`);
+    assert.ok(maxRel(dx, dx0!) < 1e-4, `${tag}: dx ${maxRel(dx, dx0!)}`);
+    assert.ok(maxRel(dg, dg0!) < 1e-4, `${tag}: dgamma ${maxRel(dg, dg0!)}`);
+    assert.ok(maxRel(db, db0!) < 1e-4, `${tag}: dbeta ${maxRel(db, db0!)}`);
+    // Known structure: with batch norm, sum over each channel's dx is 0 (mean-invariance).
+    if (!at.perSample && at.act === "none") {
+      for (let k = 0; k < c; k++) {
+        let s = 0;
+        for (let i = k; i < n; i += c) s += dx[i]!;
+        assert.ok(Math.abs(s) < 1e-3, `channel ${k} dx sums to ${s}`);
+      }
+    }
+  }
+});
+
+Deno.test("sliceInto and softmaxRows equal tfjs slice / softmax", () => {
+  const shape = [2, 3, 4, 5, 3];
+  const n = shape.reduce((a, b) => a * b, 1);
+  const x = randArr(n, 7);
+  const boxes: [number[], number[]][] = [
+    [[0, 0, 0, 0, 1], [2, 3, 4, 5, 1]], // one class channel (the Dice head)
+    [[1, 1, 0, 2, 0], [1, 2, 4, 3, 3]], // partial inner dims
+    [[0, 1, 0, 0, 0], [2, 2, 4, 5, 3]], // trailing whole dims (merged runs)
+    [[1, 2, 3, 4, 2], [1, 1, 1, 1, 1]],
+  ];
+  for (const [begin, size] of boxes) {
+    const ref = tf.tidy(() => tf.slice(tf.tensor(x, shape), begin, size).dataSync());
+    const out = new Float32Array(size.reduce((a, b) => a * b, 1));
+    sliceInto(x, shape, begin, size, out);
+    assert.deepEqual(Array.from(out), Array.from(ref), `slice ${begin} ${size}`);
+  }
+  const ref = tf.tidy(() => tf.softmax(tf.tensor(x, shape), -1).dataSync());
+  const out = new Float32Array(n);
+  softmaxRows(x, 3, out);
+  assert.ok(maxRel(out, ref) < 1e-6);
+  // Huge logits do not overflow (max-subtracted).
+  const big = new Float32Array([1000, 1000, -1000, 0]);
+  const o2 = new Float32Array(4);
+  softmaxRows(big, 2, o2);
+  assert.deepEqual(Array.from(o2), [0.5, 0.5, 0, 1]);
+});
+
+function libraryMissing(): string | null {
+  try {
+    Dnnl.open().close();
+    return null;
+  } catch (e) {
+    return e instanceof Error ? e.message.split("\n")[0]! : String(e);
+  }
+}
+const missing = libraryMissing();
+if (missing !== null) {
+  Deno.stderr.writeSync(
+    new TextEncoder().encode(
+      `native_fused_test: SKIPPING kernel-level tests: libdnnl.so.2 not loadable (${missing})\n`,
+    ),
+  );
+}
+
+/** Loss and gradients of a small network step, computed by `f`, with the layer off then on. */
+function offOn(f: () => Float32Array[]): { off: Float32Array[]; on: Float32Array[] } {
+  uninstallNativeKernels();
+  assert.equal(hasFusedNormAct(), false);
+  const off = f();
+  const st = installNativeKernels();
+  assert.ok(st.active, st.reason);
+  assert.equal(hasFusedNormAct(), true);
+  const on = f();
+  return { off, on };
+}
+
+Deno.test({
+  name: "V-Net loss and every gradient: native layer (fused BN+ReLU, Slice, Softmax) == pure tfjs",
+  ignore: missing !== null,
+  fn() {
+    const net = new VNet({ inChannels: 1, nFilters: 2 }, new Rng(3));
+    const x = tf.tensor5d(randArr(2 * 32 ** 3, 5), [2, 32, 32, 32, 1]);
+    const lab = tf.tensor4d(
+      Int32Array.from(randArr(2 * 32 ** 3, 6), (v) => (v > 0.3 ? 1 : 0)),
+      [2, 32, 32, 32],
+      "int32",
+    );
+    const vars = [...net.params.values()];
+    const run = () =>
+      tf.tidy(() => {
+        const { value, grads } = tf.variableGrads(() => {
+          const [logits] = net.forward(x, { training: true, updateStats: false, dropout: false });
+          return ceDiceLoss(logits!, lab).loss;
+        }, vars);
+        return [value, ...vars.map((v) => grads[v.name]!)].map((t) => t.dataSync() as Float32Array);
+      });
+    const { off, on } = offOn(run);
+    // 32^3, not 16^3: at 16^3 the bottleneck BN normalises 2 values (1 voxel x batch 2), which
+    // makes the gradients chaotic (native conv alone then differs by 8 %: measured).
+    assert.ok(Math.abs(on[0]![0]! - off[0]![0]!) < 1e-4, `loss ${on[0]![0]} vs ${off[0]![0]}`);
+    for (let i = 1; i < off.length; i++) {
+      assert.ok(maxRel(on[i]!, off[i]!) < 1e-4, `${vars[i - 1]!.name}: ${maxRel(on[i]!, off[i]!)}`);
+    }
+    tf.dispose([x, lab]);
+    net.dispose();
+  },
+});
+
+Deno.test({
+  name: "MASSL net outputs and gradients: fused InstanceNorm+LeakyReLU == pure tfjs",
+  ignore: missing !== null,
+  fn() {
+    const net = new MasslNet({ inChannels: 1, nFilters: 2, recChannels: 2 }, new Rng(4));
+    const x = tf.tensor5d(randArr(16 ** 3, 8), [1, 16, 16, 16, 1]);
+    const vars = [...net.params.values()];
+    const run = () =>
+      tf.tidy(() => {
+        const { value, grads } = tf.variableGrads(() => {
+          const o = net.forward(x, {});
+          return tf.add(tf.mean(o.seg!), tf.mean(tf.square(o.rec!))) as tf.Scalar;
+        }, vars);
+        return [value, ...vars.map((v) => grads[v.name]!)].map((t) => t.dataSync() as Float32Array);
+      });
+    const { off, on } = offOn(run);
+    assert.ok(Math.abs(on[0]![0]! - off[0]![0]!) < 1e-5);
+    for (let i = 1; i < off.length; i++) {
+      assert.ok(maxRel(on[i]!, off[i]!) < 1e-4, `${vars[i - 1]!.name}: ${maxRel(on[i]!, off[i]!)}`);
+    }
+    tf.dispose(x);
+    net.dispose();
+  },
+});
