@@ -64,19 +64,23 @@ function pickSplit(splits: Split[], name: string | undefined, spec: BenchmarkSpe
 
 /** Estimated cost of a plan in iterations x batch voxels (a unit comparable across runs). */
 function describePlan(spec: BenchmarkSpec, runs: PlannedRun[]): string[] {
-  const vox = spec.patch.reduce((a, b) => a * b, 1) * (spec.batch.labeled + spec.batch.unlabeled);
+  const perBatch = spec.batch.labeled + spec.batch.unlabeled;
   const lines = runs.map((r) =>
     `${r.runId}  ${r.rowKey.padEnd(20)} labeled=${String(r.labeled).padEnd(4)} seed=${
       String(r.seed).padEnd(6)
-    }${r.split === null ? "" : ` fold=${r.split.padEnd(6)}`} iterations=${r.spec["iterations"]}`
+    }${r.split === null ? "" : ` fold=${r.split.padEnd(6)}`} iterations=${r.spec["iterations"]}${
+      r.patch.join() === spec.patch.join() ? "" : ` patch=${r.patch.join("x")}`
+    }`
   );
   const its = runs.reduce((s, r) => s + (r.spec["iterations"] as number), 0);
+  const voxelPasses = runs.reduce(
+    (s, r) => s + (r.spec["iterations"] as number) * r.patch.reduce((a, b) => a * b, 1) * perBatch,
+    0,
+  );
   lines.push(
     `${runs.length} runs, ${its} training iterations in all, ${
-      (its * vox / 1e9).toFixed(2)
-    } G voxel-passes of ${
-      spec.patch.join("x")
-    } x batch ${spec.batch.labeled}+${spec.batch.unlabeled}`,
+      (voxelPasses / 1e9).toFixed(2)
+    } G voxel-passes (patches x batch ${spec.batch.labeled}+${spec.batch.unlabeled})`,
   );
   return lines;
 }

@@ -14,8 +14,22 @@ export const synthetic: BenchmarkSpec = {
   title: "Synthetic smoke benchmark (every registered method)",
   dataset: { id: "synthetic", options: { n: 22, nTrain: 16, size: 32 } },
   labeled: [2, 4],
-  // Supervised-only rows train on the labeled cases alone, as in the papers' tables.
-  methods: METHODS.map((m) => ({ method: m.id, labeledOnly: m.meta.usesUnlabeled === false })),
+  // Supervised-only rows train on the labeled cases alone, as in the papers' tables. Rows
+  // whose network needs a larger patch (MASSL's 5-level encoder: a 1-voxel bottleneck at 16^3
+  // is zeroed by InstanceNorm, which made MSSL and MASSL identical) train on that patch.
+  methods: METHODS.map((m) => ({
+    method: m.id,
+    labeledOnly: m.meta.usesUnlabeled === false,
+    ...(m.meta.minTrainPatch && m.meta.minTrainPatch > 16
+      ? {
+        patch: [m.meta.minTrainPatch, m.meta.minTrainPatch, m.meta.minTrainPatch] as [
+          number,
+          number,
+          number,
+        ],
+      }
+      : {}),
+  })),
   seeds: [1, 2],
   iterations: 60,
   batch: { labeled: 2, unlabeled: 2 },

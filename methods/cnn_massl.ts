@@ -94,6 +94,7 @@ export const masslCnn: MethodDefinition<MasslCnnHp> = {
   id: "massl-cnn",
   meta: {
     title: "CNN",
+    minTrainPatch: 32,
     paper: "Chen et al., MICCAI 2019 (MASSL)",
     referenceCode: "ShuaiChenBIGR/MASSL-segmentation-framework network/ssl_3d_attention.py " +
       "(MASSL_norm segmentation path), module/dice_loss.py",

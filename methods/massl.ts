@@ -276,6 +276,7 @@ export const massl: MethodDefinition<MasslHp> = {
   id: "massl",
   meta: {
     title: "MASSL",
+    minTrainPatch: 32,
     paper: "Chen et al., MICCAI 2019 (MASSL)",
     referenceCode: "ShuaiChenBIGR/MASSL-segmentation-framework " +
       "Network_training_SSL_epoch_attention_BraTS18.py, network/ssl_3d_attention.py (MASSL_norm)",

@@ -14,6 +14,7 @@ export const mssl: MethodDefinition<MasslHp> = {
   id: "mssl",
   meta: {
     title: "MSSL",
+    minTrainPatch: 32,
     paper: "Chen et al., MICCAI 2019 (MASSL)",
     referenceCode:
       "ShuaiChenBIGR/MASSL-segmentation-framework Network_training_SSL_epoch_BraTS18.py, " +

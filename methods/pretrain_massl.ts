@@ -148,6 +148,7 @@ export const masslPretrain: MethodDefinition<MasslPretrainHp> = {
   id: "massl-pretrain",
   meta: {
     title: "Pretrain",
+    minTrainPatch: 32,
     paper: "Chen et al., MICCAI 2019 (MASSL)",
     referenceCode: "ShuaiChenBIGR/MASSL-segmentation-framework network/ssl_3d_sep.py, " +
       "Network_training_SSL_epoch_BraTS18.py (mode 'rec' / 'seg' phases)",

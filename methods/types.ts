@@ -31,6 +31,13 @@ export interface MethodMeta {
   usesUnlabeled?: boolean;
   /** Short notes on deviations, options that switch between paper and code, etc. */
   notes?: string;
+  /**
+   * Smallest training-patch edge (voxels) the network is meaningful at, when it needs more
+   * than the 16 that any 4-downsampling net accepts: e.g. 32 for MASSL's 5-level encoder,
+   * whose InstanceNorm zeroes a 1-voxel bottleneck. Benchmarks with small patches (the
+   * synthetic default) give such rows their own patch.
+   */
+  minTrainPatch?: number;
 }
 
 /**

@@ -43,3 +43,28 @@ Deno.test("evaluate: Dice from a known predictor; ignored-label voxels leave the
   const ignored = await evaluateCase(intensityPredictor, c, protocol, 2, 2);
   assert.equal(ignored.values.dice, 1); // WMH convention: label-2 voxels removed first
 });
+
+Deno.test("evaluate: WMH challenge metrics (AVD, lesion recall / F1) as protocol metrics", async () => {
+  // 1x1x12: result lesions {0,1} and {7}; GT lesions {0,1} and {4,5,6}; label 2 at voxel 10
+  // (predicted there too, and ignored as the challenge does).
+  const shape: [number, number, number] = [1, 1, 12];
+  const c = caseOf(
+    [1, 1, 0, 0, 0, 0, 0, 1, 0, 0, 1, 0],
+    [1, 1, 0, 0, 1, 1, 1, 0, 0, 0, 2, 0],
+    shape,
+  );
+  const protocol = {
+    ...LA_EVAL,
+    patch: [1, 1, 12] as [number, number, number],
+    strideXY: 1,
+    strideZ: 12,
+    lcc: false,
+    metrics: ["dice" as const, "avd" as const, "lesionRecall" as const, "lesionF1" as const],
+  };
+  const m = await evaluateCase(intensityPredictor, c, protocol, 2, 2);
+  assert.equal(m.values.dice, (2 * 2) / (5 + 3));
+  assert.equal(m.values.avd, (Math.abs(5 - 3) / 5) * 100); // |V_gt - V_result| / V_gt, %
+  assert.equal(m.values.lesionRecall, 1 / 2); // GT lesion {4,5,6} missed
+  assert.equal(m.values.lesionF1, 0.5); // precision 1/2 (result blob {7} is false)
+  assert.equal(m.values.hd95, undefined); // only what the protocol asks for
+});

@@ -98,6 +98,26 @@ Deno.test("registry: the synthetic benchmark covers every registered method", ()
   assert.equal(new Set(BENCHMARKS.map((b) => b.id)).size, BENCHMARKS.length);
 });
 
+Deno.test("every benchmark's table columns are metrics its protocol computes", () => {
+  for (const b of BENCHMARKS) {
+    for (const c of b.table.columns) {
+      assert.ok(b.eval.metrics.includes(c.metric), `${b.id}: column ${c.metric} is never computed`);
+    }
+  }
+});
+
+Deno.test("synthetic: MASSL-family rows train on their minimum patch, V-Net rows on 16^3", () => {
+  const runs = expandGrid(synthetic);
+  for (const m of METHODS) {
+    const edge = Math.max(16, m.meta.minTrainPatch ?? 16);
+    const mine = runs.filter((r) => r.method === m.id);
+    assert.ok(mine.length > 0);
+    for (const r of mine) assert.deepEqual(r.patch, [edge, edge, edge], m.id);
+  }
+  assert.deepEqual(runs.find((r) => r.method === "massl")!.patch, [32, 32, 32]);
+  assert.deepEqual(runs.find((r) => r.method === "supervised")!.patch, [16, 16, 16]);
+});
+
 Deno.test("store: checkpoint round-trips exactly; corrupt files are one-line errors", () => {
   const values = new Float32Array([1.5, -2.25, 3e-8, NaN]);
   const c = {

@@ -11,7 +11,11 @@ import type { EvalProtocol } from "./spec.ts";
 import type { CaseMetrics } from "./store.ts";
 import { type PredictFn, slidingWindowInference } from "./sliding_window.ts";
 import { largestConnectedComponent } from "./postprocess.ts";
+import { wmhMetrics } from "./challenge.ts";
 import { binaryMetrics } from "./metrics.ts";
+
+/** Metrics computed by the WMH challenge code rather than the UA-MT/DTC metric set. */
+const WMH_METRICS = new Set<string>(["h95", "avd", "lesionRecall", "lesionF1"]);
 
 /** Adapt a method's tensor `predict` to the evaluator's typed-array window predictor. */
 export function windowPredictor(method: Method): PredictFn {
@@ -74,6 +78,14 @@ export async function evaluateCase(
     asd: m.asd,
     assd: m.assd,
   };
+  if (protocol.metrics.some((k) => WMH_METRICS.has(k))) {
+    // The WMH 2017 challenge's own definitions (hjkuijf/wmhchallenge evaluation.py), on the
+    // raw label so its label-2 masking applies; H95 in mm when the protocol uses mm.
+    const w = wmhMetrics(c.label.data, pred, c.image.shape, {
+      ...(protocol.units === "mm" ? { spacing: c.label.spacing } : {}),
+    });
+    Object.assign(all, { h95: w.h95, avd: w.avd, lesionRecall: w.recall, lesionF1: w.f1 });
+  }
   const values: Record<string, number> = {};
   for (const k of protocol.metrics) if (k in all) values[k] = all[k]!;
   return { id: c.id, values };

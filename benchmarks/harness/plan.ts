@@ -20,6 +20,8 @@ export interface PlannedRun {
   /** The fold (split name) of a cross-validated benchmark; null = the benchmark's split. */
   split: string | null;
   labeledOnly: boolean;
+  /** Training patch [x, y, z] (the row's, else the benchmark's). */
+  patch: [number, number, number];
   hyperParams: HyperParams;
   /** Everything that determines the run's numbers; what the id hashes. */
   spec: Record<string, unknown>;
@@ -86,7 +88,7 @@ export function expandGrid(spec: BenchmarkSpec, filter: PlanFilter = {}): Planne
             seed,
             iterations,
             batch: spec.batch,
-            patch: spec.patch,
+            patch: entry.patch ?? spec.patch,
             eval: spec.eval,
             selection: spec.selection,
           };
@@ -99,6 +101,7 @@ export function expandGrid(spec: BenchmarkSpec, filter: PlanFilter = {}): Planne
             seed,
             split: fold,
             labeledOnly: entry.labeledOnly ?? false,
+            patch: entry.patch ?? spec.patch,
             hyperParams: hp,
             spec: runSpec,
           });

@@ -192,7 +192,7 @@ export async function executeRun(run: PlannedRun, ctx: RunContext): Promise<RunO
     const source = makeBatchSource({
       labeled,
       unlabeled,
-      patch: spec.patch,
+      patch: run.patch,
       labeledBs: spec.batch.labeled,
       unlabeledBs: spec.batch.unlabeled,
       labeledOnly: run.labeledOnly,

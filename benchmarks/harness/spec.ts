@@ -62,6 +62,11 @@ export interface MethodEntry {
   external?: boolean;
   /** Labeled settings this row runs at (default: all of the benchmark's). */
   labeled?: number[];
+  /**
+   * Training patch [x, y, z] for this row (default: the benchmark's), e.g. a 5-level encoder
+   * that needs a larger patch than the V-Net rows to keep a bottleneck of more than 1 voxel.
+   */
+  patch?: [number, number, number];
 }
 
 /** A column of the paper's table. */

@@ -60,6 +60,17 @@ function unlabeledOf(runs: RunRecord[]): number | null {
  * runs whose key the spec does not declare (methods compared with `--method-file`) are added
  * after the declared rows and marked external.
  */
+/** " (rows a, b: 32x32x32)" for rows that train on their own patch size, else "". */
+function rowPatches(spec: BenchmarkSpec): string {
+  const by = new Map<string, string[]>();
+  for (const e of spec.methods) {
+    if (!e.patch) continue;
+    const k = e.patch.join("x");
+    by.set(k, [...(by.get(k) ?? []), e.key ?? e.method]);
+  }
+  return [...by].map(([p, rows]) => ` (rows ${rows.join(", ")}: ${p})`).join("");
+}
+
 export function buildTable(spec: BenchmarkSpec, runs: RunRecord[]): BuiltTable {
   const mine = runs.filter((r) => r.benchmark === spec.id);
   const cols = spec.table.columns;
@@ -150,7 +161,7 @@ export function buildTable(spec: BenchmarkSpec, runs: RunRecord[]): BuiltTable {
     }, selection ${protocol?.selection ?? spec.selection.kind}.`,
     `Training: ${spec.iterations} iterations (unless overridden at run time: see run files), batch ${spec.batch.labeled}+${spec.batch.unlabeled}, patch ${
       spec.patch.join("x")
-    }, dataset ${spec.dataset.id}.`,
+    }${rowPatches(spec)}, dataset ${spec.dataset.id}.`,
     prov
       ? `Backend: ${prov.backend} (tfjs ${prov.tfjsVersion}, Deno ${prov.denoVersion}, ${prov.device}${
         Object.entries(prov.details).map(([k, v]) => `, ${k} ${v}`).join("")
