@@ -36,7 +36,8 @@ export async function runWorkers(argv: string[], jobs: number): Promise<number> 
       args: ["run", "-A", MAIN, ...withoutJobs(argv), "--jobs", "1", "--shard", `${i}/${jobs}`],
       // Workers inherit OMP_NUM_THREADS (default 1, see methods/nn/native/dnnl.ts), so their
       // numbers equal a single-process run's.
-      env: { SEMISEG_WORKER: `${i + 1}/${jobs}` },
+      // Backend fallback notices are the same in every worker: print them once.
+      env: { SEMISEG_WORKER: `${i + 1}/${jobs}`, ...(i > 0 ? { SEMISEG_NOTICES: "0" } : {}) },
       stdin: "null",
       stdout: "null",
       stderr: "inherit",

@@ -60,13 +60,23 @@ let current: Provenance | null = null;
 /** Native kernel library in use on `cpu` ("none (...)" when pure JS), for the provenance. */
 let nativeDetail: string | null = null;
 
+function envOr(name: string): string | undefined {
+  try {
+    return Deno.env.get(name);
+  } catch {
+    return undefined; // no --allow-env
+  }
+}
+
 function firstLine(e: unknown): string {
   const msg = e instanceof Error ? e.message : String(e);
   return (msg.split("\n")[0] ?? "").slice(0, 400);
 }
 
 function defaultNotice(line: string): void {
-  // Progress and notices go to stderr; results go to files/stdout.
+  // Progress and notices go to stderr; results go to files/stdout. SEMISEG_NOTICES=0 silences
+  // them (--jobs workers after the first: same machine, same fallbacks, printed once).
+  if (envOr("SEMISEG_NOTICES") === "0") return;
   Deno.stderr.writeSync(new TextEncoder().encode(line + "\n"));
 }
 

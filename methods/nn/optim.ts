@@ -11,6 +11,7 @@
  * @module
  */
 import * as tf from "@tensorflow/tfjs-core";
+import { hasFusedSgd, SGD_STEP } from "./native/sgd.ts";
 // Gradients are registered only by this side-effect module in the split tfjs packages.
 import "./gradients.ts";
 import type { StoredTensor } from "../types.ts";
@@ -90,6 +91,23 @@ export class Sgd implements Optimizer {
       if (g === undefined) continue; // PyTorch skips parameters whose .grad is None
       const old = this.#buf.get(k);
       const newBuf = tf.tidy((): tf.Tensor | undefined => {
+        if (hasFusedSgd() && g.dtype === "float32") {
+          // One pass over the arrays (native cpu layer), same formula as below.
+          const attrs = {
+            lr,
+            momentum: this.#momentum,
+            weightDecay: this.#wd,
+            dampening: this.#dampening,
+            nesterov: this.#nesterov,
+          };
+          const [np, nb] = tf.engine().runKernel(
+            SGD_STEP,
+            old === undefined ? { p, g } : { p, g, buf: old },
+            attrs,
+          ) as tf.Tensor[];
+          p.assign(np!);
+          return this.#momentum !== 0 ? nb : undefined;
+        }
         let d: tf.Tensor = this.#wd !== 0 ? tf.add(g, tf.mul(this.#wd, p)) : g;
         let buf: tf.Tensor | undefined;
         if (this.#momentum !== 0) {

@@ -8,7 +8,7 @@
  * JS without a notice. Needs `--allow-ffi` (and `--allow-env` for the two variables).
  * The same layer also carries tight-loop JS kernels where tfjs's generic ones dominate the
  * profile (`layout.ts`: Slice, Softmax) and the fused normalisation + activation kernels of
- * `norm.ts`, so `--backend cpu-js` stays the pure-tfjs reference for all of them.
+ * `norm.ts` and the one-pass SGD update of `sgd.ts`, so `--backend cpu-js` stays the pure-tfjs reference for all of them.
  * @module
  */
 import * as tf from "@tensorflow/tfjs-core";
@@ -19,6 +19,7 @@ import { elementwiseKernels } from "./elementwise.ts";
 import { linalgKernels } from "./linalg.ts";
 import { layoutKernels } from "./layout.ts";
 import { NORM_ACT, NORM_ACT_GRAD, normActGradKernel, normActKernel } from "./norm.ts";
+import { SGD_STEP, sgdStepKernel } from "./sgd.ts";
 import type { KernelArgs, NativeImpl } from "./kernel.ts";
 
 /** Outcome of {@link installNativeKernels}. */
@@ -47,6 +48,7 @@ const originals = new Map<string, tf.KernelConfig>();
 const FUSED: Record<string, (args: KernelArgs) => tf.TensorInfo[]> = {
   [NORM_ACT]: normActKernel,
   [NORM_ACT_GRAD]: normActGradKernel,
+  [SGD_STEP]: sgdStepKernel,
 };
 const counts = new Map<string, number>();
 
