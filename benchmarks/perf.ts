@@ -6,7 +6,8 @@
  * (`shared/perf/torch_vnet.py`, when python3 with torch is installed) and their ratio, a
  * per-kernel `tf.profile` of one step, and an optional memory-growth check.
  *
- * Flags: `--shapes 32x32x32,64x64x48` (D x H x W) `--batch 2` `--runs 5` `--warmup 1`
+ * Flags: `--shapes 32x32x32,64x64x48` (D x H x W) `--batch 2` `--full` (adds the LA training
+ * step, 112x112x80 batch 4) `--runs 5` `--warmup 1`
  * `--backends cpu,cpu-js` (cpu-js is slow: ~20 s per 32^3 step) `--js-max-voxels 40000`
  * (skip cpu-js above this many voxels per sample) `--no-torch` `--no-profile`
  * `--mem-steps 0` (steps of the memory check; 200 for the acceptance check) `--json FILE`
@@ -29,6 +30,8 @@ function say(line: string): void {
 /** Command-line options of the perf task. */
 export interface PerfOptions {
   shapes: [number, number, number][];
+  /** Also time the LA training configuration, 112x112x80 batch 4. */
+  full: boolean;
   batch: number;
   runs: number;
   warmup: number;
@@ -46,6 +49,7 @@ export interface PerfOptions {
 export function parseArgs(args: string[]): PerfOptions {
   const o: PerfOptions = {
     shapes: [[32, 32, 32], [64, 64, 48]],
+    full: false,
     batch: 2,
     runs: 5,
     warmup: 1,
@@ -85,6 +89,7 @@ export function parseArgs(args: string[]): PerfOptions {
       });
     } else if (a === "--js-max-voxels") o.jsMaxVoxels = Number(v());
     else if (a === "--no-torch") o.torch = false;
+    else if (a === "--full") o.full = true;
     else if (a === "--no-profile") o.profile = false;
     else if (a === "--mem-steps") o.memSteps = Number(v());
     else if (a === "--json") o.json = v();
@@ -306,15 +311,18 @@ async function main(): Promise<void> {
   say(`threads: ${o.threads} (oneDNN via OMP_NUM_THREADS, PyTorch via set_num_threads)`);
   const report: Record<string, unknown>[] = [];
   let prov: Provenance | null = null;
-  for (const shape of o.shapes) {
-    const fl = vnetStepFlops(shape, o.batch, o.nFilters);
-    const label = `${shape.join("x")} batch ${o.batch}`;
+  const cases: [[number, number, number], number][] = o.shapes.map((s) => [s, o.batch]);
+  if (o.full) cases.push([[112, 112, 80], 4]);
+  for (const [shape, batch] of cases) {
+    const ob: PerfOptions = { ...o, batch };
+    const fl = vnetStepFlops(shape, batch, o.nFilters);
+    const label = `${shape.join("x")} batch ${batch}`;
     say(
       `== V-Net step ${label}: ${fmt(fl.step / 1e9, 2)} GFLOP (conv fwd ${
         fmt(fl.forward / 1e9, 2)
       })`,
     );
-    const row: Record<string, unknown> = { shape: [o.batch, ...shape, 1], gflop: fl.step / 1e9 };
+    const row: Record<string, unknown> = { shape: [batch, ...shape, 1], gflop: fl.step / 1e9 };
     const times: Record<string, number> = {};
     for (const b of o.backends) {
       const vox = shape[0] * shape[1] * shape[2];
@@ -323,9 +331,9 @@ async function main(): Promise<void> {
         continue;
       }
       prov = await initBackend(b);
-      const tr = new Trainer(shape, o.batch, o.nFilters);
+      const tr = new Trainer(shape, batch, o.nFilters);
       try {
-        const t = await timeSteps(tr, o, b, shape);
+        const t = await timeSteps(tr, ob, b, shape);
         times[b] = t.medianS;
         row[b] = { ...t, native: prov.details["nativeKernels"] ?? "none" };
         say(
@@ -363,7 +371,7 @@ async function main(): Promise<void> {
       say(`  native speed-up over pure JS: ${fmt(times["cpu-js"] / times["cpu"], 1)}x`);
     }
     if (o.torch) {
-      const t = await torchStep(shape, o);
+      const t = await torchStep(shape, ob);
       if (typeof t === "string") say(`  pytorch: skipped (${t})`);
       else {
         row["torch"] = t;

@@ -18,7 +18,7 @@ import {
 } from "../methods/nn/native/norm.ts";
 import { sliceInto, softmaxRows } from "../methods/nn/native/layout.ts";
 import { installNativeKernels, uninstallNativeKernels } from "../methods/nn/native/install.ts";
-import { Dnnl } from "../methods/nn/native/dnnl.ts";
+import { dnnlMissing, relDiff } from "./native_util.ts";
 import { Rng } from "../methods/nn/rng.ts";
 import { VNet } from "../methods/nn/vnet.ts";
 import { MasslNet } from "../methods/nn/massl_net.ts";
@@ -32,16 +32,6 @@ function randArr(n: number, seed: number, scale = 1, offset = 0): Float32Array {
   const a = new Rng(seed).fillNormal(new Float32Array(n));
   for (let i = 0; i < n; i++) a[i] = a[i]! * scale + offset;
   return a;
-}
-
-function maxRel(a: ArrayLike<number>, b: ArrayLike<number>): number {
-  assert.equal(a.length, b.length);
-  let m = 0, s = 1;
-  for (let i = 0; i < a.length; i++) {
-    m = Math.max(m, Math.abs(a[i]! - b[i]!));
-    s = Math.max(s, Math.abs(b[i]!));
-  }
-  return m / s;
 }
 
 /** Composite tfjs reference: y, mean, var and d(sum(w*y))/d{x, gamma, beta}. */
@@ -98,12 +88,12 @@ Deno.test("normActForward/Backward equal the composite tfjs graph (values, stats
     const dx = new Float32Array(n), dg = new Float32Array(c), db = new Float32Array(c);
     normActBackward(w, x, y, gamma, mean, vr, g, at, dx, dg, db);
     const tag = `case ${ci} ${JSON.stringify(at)}`;
-    assert.ok(maxRel(y, y0!) < 1e-5, `${tag}: y ${maxRel(y, y0!)}`);
-    assert.ok(maxRel(mean, m0!) < 1e-5, `${tag}: mean`);
-    assert.ok(maxRel(vr, v0!) < 1e-5, `${tag}: variance`);
-    assert.ok(maxRel(dx, dx0!) < 1e-4, `${tag}: dx ${maxRel(dx, dx0!)}`);
-    assert.ok(maxRel(dg, dg0!) < 1e-4, `${tag}: dgamma ${maxRel(dg, dg0!)}`);
-    assert.ok(maxRel(db, db0!) < 1e-4, `${tag}: dbeta ${maxRel(db, db0!)}`);
+    assert.ok(relDiff(y, y0!) < 1e-5, `${tag}: y ${relDiff(y, y0!)}`);
+    assert.ok(relDiff(mean, m0!) < 1e-5, `${tag}: mean`);
+    assert.ok(relDiff(vr, v0!) < 1e-5, `${tag}: variance`);
+    assert.ok(relDiff(dx, dx0!) < 1e-4, `${tag}: dx ${relDiff(dx, dx0!)}`);
+    assert.ok(relDiff(dg, dg0!) < 1e-4, `${tag}: dgamma ${relDiff(dg, dg0!)}`);
+    assert.ok(relDiff(db, db0!) < 1e-4, `${tag}: dbeta ${relDiff(db, db0!)}`);
     // Known structure: with batch norm, sum over each channel's dx is 0 (mean-invariance).
     if (!at.perSample && at.act === "none") {
       for (let k = 0; k < c; k++) {
@@ -134,7 +124,7 @@ Deno.test("sliceInto and softmaxRows equal tfjs slice / softmax", () => {
   const ref = tf.tidy(() => tf.softmax(tf.tensor(x, shape), -1).dataSync());
   const out = new Float32Array(n);
   softmaxRows(x, 3, out);
-  assert.ok(maxRel(out, ref) < 1e-6);
+  assert.ok(relDiff(out, ref) < 1e-6);
   // Huge logits do not overflow (max-subtracted).
   const big = new Float32Array([1000, 1000, -1000, 0]);
   const o2 = new Float32Array(4);
@@ -142,22 +132,7 @@ Deno.test("sliceInto and softmaxRows equal tfjs slice / softmax", () => {
   assert.deepEqual(Array.from(o2), [0.5, 0.5, 0, 1]);
 });
 
-function libraryMissing(): string | null {
-  try {
-    Dnnl.open().close();
-    return null;
-  } catch (e) {
-    return e instanceof Error ? e.message.split("\n")[0]! : String(e);
-  }
-}
-const missing = libraryMissing();
-if (missing !== null) {
-  Deno.stderr.writeSync(
-    new TextEncoder().encode(
-      `native_fused_test: SKIPPING kernel-level tests: libdnnl.so.2 not loadable (${missing})\n`,
-    ),
-  );
-}
+const missing = dnnlMissing("native_fused_test");
 
 /** Loss and gradients of a small network step, computed by `f`, with the layer off then on. */
 function offOn(f: () => Float32Array[]): { off: Float32Array[]; on: Float32Array[] } {
@@ -196,7 +171,10 @@ Deno.test({
     // makes the gradients chaotic (native conv alone then differs by 8 %: measured).
     assert.ok(Math.abs(on[0]![0]! - off[0]![0]!) < 1e-4, `loss ${on[0]![0]} vs ${off[0]![0]}`);
     for (let i = 1; i < off.length; i++) {
-      assert.ok(maxRel(on[i]!, off[i]!) < 1e-4, `${vars[i - 1]!.name}: ${maxRel(on[i]!, off[i]!)}`);
+      assert.ok(
+        relDiff(on[i]!, off[i]!) < 1e-4,
+        `${vars[i - 1]!.name}: ${relDiff(on[i]!, off[i]!)}`,
+      );
     }
     tf.dispose([x, lab]);
     net.dispose();
@@ -221,7 +199,10 @@ Deno.test({
     const { off, on } = offOn(run);
     assert.ok(Math.abs(on[0]![0]! - off[0]![0]!) < 1e-5);
     for (let i = 1; i < off.length; i++) {
-      assert.ok(maxRel(on[i]!, off[i]!) < 1e-4, `${vars[i - 1]!.name}: ${maxRel(on[i]!, off[i]!)}`);
+      assert.ok(
+        relDiff(on[i]!, off[i]!) < 1e-4,
+        `${vars[i - 1]!.name}: ${relDiff(on[i]!, off[i]!)}`,
+      );
     }
     tf.dispose(x);
     net.dispose();
@@ -300,8 +281,8 @@ Deno.test({
       assert.equal(on.length, off.length, JSON.stringify(o));
       for (let i = 0; i < off.length; i++) {
         assert.ok(
-          maxRel(on[i]!, off[i]!) < 1e-6,
-          `${JSON.stringify(o)}: ${maxRel(on[i]!, off[i]!)}`,
+          relDiff(on[i]!, off[i]!) < 1e-6,
+          `${JSON.stringify(o)}: ${relDiff(on[i]!, off[i]!)}`,
         );
       }
     }

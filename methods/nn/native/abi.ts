@@ -77,6 +77,7 @@ export const ABI = {
   dnnl_query_workspace_md: 135,
   dnnl_query_scratchpad_md: 136,
   dnnl_query_exec_arg_md: 255,
+  dnnl_query_impl_info_str: 8,
   sizeof_dnnl_memory_desc_t: 696,
   sizeof_dnnl_convolution_desc_t: 5976,
   sizeof_dnnl_deconvolution_desc_t: 5976,

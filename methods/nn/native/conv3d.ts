@@ -47,90 +47,126 @@ function geometry(info: Conv3DInfo): Geometry | null {
   };
 }
 
-/** Build the three conv3d kernels on library `d`. */
-export function conv3dKernels(d: Dnnl): Record<string, NativeImpl> {
-  const cache = new PrimitiveCache();
-  const mds = (g: Geometry) => ({
+/** Which layouts the convolutions use (`SEMISEG_CONV_LAYOUT`). */
+export type ConvLayout = "plain" | "blocked" | "auto";
+
+/**
+ * A convolution primitive plus the reorders between tfjs's plain layouts (ndhwc, dhwio) and
+ * the layouts its implementation chose. Inputs are reordered into fresh buffers, the output
+ * out of one; with plain layouts nothing is copied.
+ */
+export class ConvExec {
+  constructor(
+    readonly prim: Primitive,
+    /** oneDNN implementation name, e.g. "jit:avx2", "gemm:jit". */
+    readonly impl: string,
+    readonly pre: (Primitive | null)[],
+    readonly post: Primitive | null,
+    readonly floats: number[],
+  ) {}
+
+  /** Run on plain buffers [in0, in1, out]. */
+  exec(bufs: Float32Array[]): void {
+    const args = bufs.map((b, i) => {
+      if (i === bufs.length - 1) return this.post ? new Float32Array(this.floats[i]!) : b;
+      const r = this.pre[i];
+      if (!r) return b;
+      const t = new Float32Array(this.floats[i]!);
+      r.exec([b, t]);
+      return t;
+    });
+    this.prim.exec(args);
+    if (this.post) this.post.exec([args[args.length - 1]!, bufs[bufs.length - 1]!]);
+  }
+
+  /** Free the primitives. */
+  destroy(): void {
+    this.prim.destroy();
+    for (const r of this.pre) r?.destroy();
+    this.post?.destroy();
+  }
+}
+
+/** Convolution kind: forward, backward-data, backward-weights. */
+export type Kind = "f" | "d" | "w";
+type Role = "src" | "wei" | "dst";
+
+/** Execution arguments of each conv kind: id, the query for its chosen md, its tensor role. */
+const ARGS: Record<Kind, [number, number, Role][]> = {
+  f: [
+    [ABI.DNNL_ARG_SRC, ABI.dnnl_query_src_md, "src"],
+    [ABI.DNNL_ARG_WEIGHTS, ABI.dnnl_query_weights_md, "wei"],
+    [ABI.DNNL_ARG_DST, ABI.dnnl_query_dst_md, "dst"],
+  ],
+  d: [
+    [ABI.DNNL_ARG_DIFF_DST, ABI.dnnl_query_diff_dst_md, "dst"],
+    [ABI.DNNL_ARG_WEIGHTS, ABI.dnnl_query_weights_md, "wei"],
+    [ABI.DNNL_ARG_DIFF_SRC, ABI.dnnl_query_diff_src_md, "src"],
+  ],
+  w: [
+    [ABI.DNNL_ARG_SRC, ABI.dnnl_query_src_md, "src"],
+    [ABI.DNNL_ARG_DIFF_DST, ABI.dnnl_query_diff_dst_md, "dst"],
+    [ABI.DNNL_ARG_DIFF_WEIGHTS, ABI.dnnl_query_diff_weights_md, "wei"],
+  ],
+};
+
+/** One conv primitive built: kind (f, d, w), geometry key, layout and implementation. */
+export interface BuiltConv {
+  kind: Kind;
+  geometry: string;
+  blocked: boolean;
+  impl: string;
+}
+const built: BuiltConv[] = [];
+
+/** The conv primitives built so far in this process (most recent last; at most 256). */
+export function convPrimitivesBuilt(): readonly BuiltConv[] {
+  return built;
+}
+
+function layoutFromEnv(): ConvLayout {
+  let v: string | undefined;
+  try {
+    v = Deno.env.get("SEMISEG_CONV_LAYOUT");
+  } catch { /* no --allow-env */ }
+  return v === "plain" || v === "blocked" ? v : "auto";
+}
+
+/**
+ * Build the three conv3d kernels on library `d`. Layouts: "plain" runs oneDNN on tfjs's
+ * ndhwc/dhwio buffers (zero-copy; it then picks gemm-based kernels, and for large volumes its
+ * reference kernel: backward-data at 112x112x80 took 118 s a call); "blocked" lets it choose
+ * (format_tag_any: blocked nCdhw8c layouts for its direct jit kernels) with reorders around
+ * each call; "auto" (default) is blocked for forward and backward-data (3-4x faster than gemm
+ * even with the reorders) and plain for backward-weights (gemm was faster there) unless that
+ * would be the reference kernel. Measured with `deno task perf` (see the issue notes).
+ */
+export function conv3dKernels(
+  d: Dnnl,
+  layout: ConvLayout = layoutFromEnv(),
+): Record<string, NativeImpl> {
+  const cache = new PrimitiveCache<ConvExec>();
+  type Mds = Record<Role, ReturnType<typeof d.mdTag>>;
+  const plainMds = (g: Geometry): Mds => ({
     src: d.mdTag(g.src, ABI.dnnl_ndhwc),
     wei: d.mdTag(g.wei, ABI.dnnl_dhwio),
     dst: d.mdTag(g.dst, ABI.dnnl_ndhwc),
   });
-  const fwdDesc = (g: Geometry, m: ReturnType<typeof mds>) => {
+  const anyMds = (g: Geometry): Mds => ({
+    src: d.mdTag(g.src, ABI.dnnl_format_tag_any),
+    wei: d.mdTag(g.wei, ABI.dnnl_format_tag_any),
+    dst: d.mdTag(g.dst, ABI.dnnl_format_tag_any),
+  });
+  const opDesc = (kind: Kind, g: Geometry, m: Mds): Uint8Array<ArrayBuffer> => {
     const op = new Uint8Array(ABI.sizeof_dnnl_convolution_desc_t);
-    d.check(
-      "convolution_forward_desc_init",
-      d.sym.dnnl_convolution_forward_desc_init(
-        op,
-        ABI.dnnl_forward_training,
-        ABI.dnnl_convolution_direct,
-        m.src,
-        m.wei,
-        null,
-        m.dst,
-        g.strides,
-        g.padL,
-        g.padR,
-      ),
-    );
-    return op;
-  };
-
-  const forward = (g: Geometry): Primitive | null =>
-    cache.get("f" + g.key, () => {
-      const m = mds(g);
-      return d.primitive(fwdDesc(g, m), [
-        [ABI.DNNL_ARG_SRC, m.src],
-        [ABI.DNNL_ARG_WEIGHTS, m.wei],
-        [ABI.DNNL_ARG_DST, m.dst],
-      ]);
-    });
-  /** A backward primitive needs the forward primitive descriptor as a hint; freed on failure. */
-  const withForwardHint = (
-    g: Geometry,
-    m: ReturnType<typeof mds>,
-    op: Parameters<typeof d.primitive>[0],
-    args: Parameters<typeof d.primitive>[1],
-  ): Primitive => {
-    const hint = d.primitiveDesc(fwdDesc(g, m));
-    try {
-      return d.primitive(op, args, hint);
-    } catch (e) {
-      d.destroyDesc(hint);
-      throw e;
-    }
-  };
-  const backwardData = (g: Geometry): Primitive | null =>
-    cache.get("d" + g.key, () => {
-      const m = mds(g);
-      const op = new Uint8Array(ABI.sizeof_dnnl_convolution_desc_t);
+    const alg = ABI.dnnl_convolution_direct;
+    if (kind === "f") {
       d.check(
-        "convolution_backward_data_desc_init",
-        d.sym.dnnl_convolution_backward_data_desc_init(
+        "convolution_forward_desc_init",
+        d.sym.dnnl_convolution_forward_desc_init(
           op,
-          ABI.dnnl_convolution_direct,
-          m.src,
-          m.wei,
-          m.dst,
-          g.strides,
-          g.padL,
-          g.padR,
-        ),
-      );
-      return withForwardHint(g, m, op, [
-        [ABI.DNNL_ARG_DIFF_DST, m.dst],
-        [ABI.DNNL_ARG_WEIGHTS, m.wei],
-        [ABI.DNNL_ARG_DIFF_SRC, m.src],
-      ]);
-    });
-  const backwardWeights = (g: Geometry): Primitive | null =>
-    cache.get("w" + g.key, () => {
-      const m = mds(g);
-      const op = new Uint8Array(ABI.sizeof_dnnl_convolution_desc_t);
-      d.check(
-        "convolution_backward_weights_desc_init",
-        d.sym.dnnl_convolution_backward_weights_desc_init(
-          op,
-          ABI.dnnl_convolution_direct,
+          ABI.dnnl_forward_training,
+          alg,
           m.src,
           m.wei,
           null,
@@ -140,12 +176,76 @@ export function conv3dKernels(d: Dnnl): Record<string, NativeImpl> {
           g.padR,
         ),
       );
-      return withForwardHint(g, m, op, [
-        [ABI.DNNL_ARG_SRC, m.src],
-        [ABI.DNNL_ARG_DIFF_DST, m.dst],
-        [ABI.DNNL_ARG_DIFF_WEIGHTS, m.wei],
-      ]);
+    } else if (kind === "d") {
+      d.check(
+        "convolution_backward_data_desc_init",
+        d.sym.dnnl_convolution_backward_data_desc_init(
+          op,
+          alg,
+          m.src,
+          m.wei,
+          m.dst,
+          g.strides,
+          g.padL,
+          g.padR,
+        ),
+      );
+    } else {
+      d.check(
+        "convolution_backward_weights_desc_init",
+        d.sym.dnnl_convolution_backward_weights_desc_init(
+          op,
+          alg,
+          m.src,
+          m.wei,
+          null,
+          m.dst,
+          g.strides,
+          g.padL,
+          g.padR,
+        ),
+      );
+    }
+    return op;
+  };
+  const build = (kind: Kind, g: Geometry, blocked: boolean): ConvExec => {
+    const plain = plainMds(g);
+    const m = blocked ? anyMds(g) : plain;
+    const op = opDesc(kind, g, m);
+    // A backward primitive needs the forward primitive descriptor as a hint (kept alive by it).
+    const hint = kind === "f" ? null : d.primitiveDesc(opDesc("f", g, m));
+    let r: ReturnType<typeof d.primitiveChosen>;
+    try {
+      r = d.primitiveChosen(op, ARGS[kind].map(([a, q]) => [a, q] as const), hint);
+    } catch (e) {
+      if (hint) d.destroyDesc(hint);
+      throw e;
+    }
+    const roles = ARGS[kind].map(([, , role]) => role);
+    const last = roles.length - 1;
+    const pre = roles.map((role, i) =>
+      i === last || d.mdEqual(plain[role], r.mds[i]!) ? null : d.reorder(plain[role], r.mds[i]!)
+    );
+    const post = d.mdEqual(r.mds[last]!, plain[roles[last]!])
+      ? null
+      : d.reorder(r.mds[last]!, plain[roles[last]!]);
+    built.push({ kind, geometry: g.key, blocked, impl: r.impl });
+    if (built.length > 256) built.shift();
+    return new ConvExec(r.prim, r.impl, pre, post, r.mds.map((md) => d.mdBytes(md) / 4));
+  };
+  const get = (kind: Kind, g: Geometry): ConvExec | null =>
+    cache.get(kind + g.key, () => {
+      if (layout === "blocked" || (layout === "auto" && kind !== "w")) {
+        return build(kind, g, true);
+      }
+      const p = build(kind, g, false);
+      if (layout === "plain" || !p.impl.startsWith("ref")) return p;
+      p.destroy();
+      return build(kind, g, true);
     });
+  const forward = (g: Geometry) => get("f", g);
+  const backwardData = (g: Geometry) => get("d", g);
+  const backwardWeights = (g: Geometry) => get("w", g);
 
   const Conv3D: NativeImpl = ({ inputs, backend, attrs }: KernelArgs) => {
     const x = inputs["x"], w = inputs["filter"];

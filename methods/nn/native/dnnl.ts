@@ -100,6 +100,10 @@ const SYMBOLS = {
     result: "i32",
   },
   dnnl_primitive_desc_destroy: { parameters: ["pointer"], result: "i32" },
+  dnnl_primitive_desc_query_md: { parameters: ["pointer", "i32", "i32"], result: "pointer" },
+  dnnl_primitive_desc_query: { parameters: ["pointer", "i32", "i32", "buffer"], result: "i32" },
+  dnnl_memory_desc_get_size: { parameters: ["buffer"], result: "usize" },
+  dnnl_memory_desc_equal: { parameters: ["buffer", "buffer"], result: "i32" },
   dnnl_primitive_create: { parameters: ["buffer", "pointer"], result: "i32" },
   dnnl_primitive_destroy: { parameters: ["pointer"], result: "i32" },
   dnnl_primitive_execute: { parameters: ["pointer", "pointer", "i32", "buffer"], result: "i32" },
@@ -267,6 +271,58 @@ export class Dnnl {
     return p;
   }
 
+  /**
+   * Like {@link primitive}, for an op whose memory descriptors may be `format_tag_any`: oneDNN
+   * chooses the layouts (e.g. blocked nCdhw8c for its direct jit kernels). `args` pairs each
+   * execution argument with the `dnnl_query_*_md` that returns its chosen descriptor. Returns
+   * the primitive (buffers in the chosen layouts), those descriptors and the implementation
+   * name (e.g. "jit:avx2", "gemm:jit", "ref:any").
+   */
+  primitiveChosen(
+    op: Uint8Array<ArrayBuffer>,
+    args: ReadonlyArray<readonly [number, number]>,
+    hint: Deno.PointerObject | null = null,
+  ): { prim: Primitive; mds: MemDesc[]; impl: string } {
+    const out = new BigUint64Array(1);
+    check(
+      "primitive_desc_create",
+      this.sym.dnnl_primitive_desc_create(out, op, null, this.engine, hint),
+    );
+    const pd = readPtr(out);
+    let mds: MemDesc[], impl: string;
+    try {
+      mds = args.map(([, what]) => {
+        const ptr = this.sym.dnnl_primitive_desc_query_md(pd, what, 0);
+        if (ptr === null) throw new DnnlError(`primitive_desc_query_md(${what})`, 3);
+        const md = new Uint8Array(ABI.sizeof_dnnl_memory_desc_t);
+        new Deno.UnsafePointerView(ptr).copyInto(md);
+        return md;
+      });
+      check(
+        "primitive_desc_query(impl_info_str)",
+        this.sym.dnnl_primitive_desc_query(pd, ABI.dnnl_query_impl_info_str, 0, out),
+      );
+      const strPtr = Deno.UnsafePointer.create(out[0]!);
+      impl = strPtr ? Deno.UnsafePointerView.getCString(strPtr) : "?";
+    } catch (e) {
+      this.sym.dnnl_primitive_desc_destroy(pd);
+      throw e;
+    }
+    const p = this.#finish(pd, args.map(([a], i) => [a, mds[i]!] as const));
+    if (hint) p.owns(hint);
+    return { prim: p, mds, impl };
+  }
+
+  /** Bytes a buffer of memory descriptor `md` needs (blocked layouts may pad). */
+  mdBytes(md: MemDesc): number {
+    return Number(this.sym.dnnl_memory_desc_get_size(md));
+  }
+
+  /** Whether two memory descriptors describe the same layout. */
+  mdEqual(a: MemDesc, b: MemDesc): boolean {
+    return this.sym.dnnl_memory_desc_equal(a, b) !== 0;
+  }
+
   /** A primitive descriptor only (to serve as a forward hint); free with {@link destroyDesc}. */
   primitiveDesc(op: Uint8Array<ArrayBuffer>): Deno.PointerObject {
     const out = new BigUint64Array(1);
@@ -374,8 +430,8 @@ export class Primitive {
  * Primitives keyed by a geometry string, least-recently-used eviction. `null` entries remember
  * geometries oneDNN refused, so those go straight to the JS fallback.
  */
-export class PrimitiveCache {
-  readonly #map = new Map<string, Primitive | null>();
+export class PrimitiveCache<T extends { destroy(): void } = Primitive> {
+  readonly #map = new Map<string, T | null>();
   readonly #max: number;
 
   /** A cache holding at most `max` primitives. */
@@ -384,7 +440,7 @@ export class PrimitiveCache {
   }
 
   /** The cached primitive for `key`, creating it with `make` (null when it throws). */
-  get(key: string, make: () => Primitive): Primitive | null {
+  get(key: string, make: () => T): T | null {
     let p = this.#map.get(key);
     if (p !== undefined) {
       this.#map.delete(key);

@@ -46,6 +46,7 @@ int main(void) {
   C(dnnl_query_src_md); C(dnnl_query_diff_src_md); C(dnnl_query_weights_md);
   C(dnnl_query_diff_weights_md); C(dnnl_query_dst_md); C(dnnl_query_diff_dst_md);
   C(dnnl_query_workspace_md); C(dnnl_query_scratchpad_md); C(dnnl_query_exec_arg_md);
+  C(dnnl_query_impl_info_str);
   S(dnnl_memory_desc_t); S(dnnl_convolution_desc_t); S(dnnl_deconvolution_desc_t);
   S(dnnl_binary_desc_t); S(dnnl_reduction_desc_t); S(dnnl_eltwise_desc_t);
   S(dnnl_matmul_desc_t); S(dnnl_batch_normalization_desc_t); S(dnnl_exec_arg_t);
