@@ -16,7 +16,7 @@ import {
   normActBackward,
   normActForward,
 } from "../methods/nn/native/norm.ts";
-import { sliceInto, softmaxRows } from "../methods/nn/native/layout.ts";
+import { copyBox, sliceInto, softmaxRows } from "../methods/nn/native/layout.ts";
 import { installNativeKernels, uninstallNativeKernels } from "../methods/nn/native/install.ts";
 import { dnnlMissing, relDiff } from "./native_util.ts";
 import { Rng } from "../methods/nn/rng.ts";
@@ -287,4 +287,21 @@ Deno.test({
       }
     }
   },
+});
+
+Deno.test("copyBox-based PadV2: equals tfjs pad (zero and constant fill, odd pads)", () => {
+  const shape = [2, 3, 4, 5, 3];
+  const x = randArr(shape.reduce((a, b) => a * b, 1), 9);
+  for (
+    const [pads, c] of [
+      [[[0, 0], [1, 0], [1, 0], [1, 0], [0, 0]], 0], // MASSL's stride-2 padding
+      [[[1, 2], [0, 1], [2, 0], [0, 0], [1, 1]], 0.5],
+    ] as [[number, number][], number][]
+  ) {
+    const ref = tf.tidy(() => tf.pad(tf.tensor(x, shape), pads, c).dataSync());
+    const outShape = shape.map((v, i) => v + pads[i]![0] + pads[i]![1]);
+    const out = new Float32Array(outShape.reduce((a, b) => a * b, 1)).fill(c);
+    copyBox(x, shape, shape.map(() => 0), out, outShape, pads.map((p) => p[0]), shape);
+    assert.deepEqual(Array.from(out), Array.from(ref), JSON.stringify(pads));
+  }
 });
