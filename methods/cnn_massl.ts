@@ -22,7 +22,7 @@ import { Rng } from "./nn/rng.ts";
 import { masslDiceLoss } from "./nn/losses.ts";
 import { Adam, disposeGrads, lossAndGrads } from "./nn/optim.ts";
 import { foregroundTarget, masslLr, MasslNet, twoClass } from "./nn/massl_net.ts";
-import { prefixed, readLosses, unprefixed } from "./nn/training.ts";
+import { optimizerEntries, readLosses, restoreOptimizer } from "./nn/training.ts";
 
 /** Hyper-parameters of {@link masslCnn}. */
 export type MasslCnnHp = {
@@ -68,19 +68,13 @@ class MasslCnn implements Method {
   }
 
   state(): MethodState {
-    const o = this.#opt.state();
-    return {
-      tensors: { ...this.#net.state("net."), ...prefixed("optim.", o.tensors) },
-      extra: { optim: o.extra },
-    };
+    const o = optimizerEntries("optim", this.#opt);
+    return { tensors: { ...this.#net.state("net."), ...o.tensors }, extra: o.extra };
   }
 
   restore(s: MethodState): void {
     this.#net.restore(s.tensors, "net.");
-    this.#opt.restore({
-      tensors: unprefixed("optim.", s.tensors),
-      extra: (s.extra.optim ?? {}) as Record<string, number>,
-    });
+    restoreOptimizer(s, "optim", this.#opt);
   }
 
   dispose(): void {

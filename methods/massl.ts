@@ -59,7 +59,7 @@ import {
   MasslNet,
   twoClass,
 } from "./nn/massl_net.ts";
-import { prefixed, readLosses, unprefixed } from "./nn/training.ts";
+import { optimizerEntries, readLosses, restoreOptimizer } from "./nn/training.ts";
 
 /** Hyper-parameters of MASSL and MSSL. */
 export type MasslHp = {
@@ -231,28 +231,18 @@ export class MasslMethod implements Method {
   }
 
   state(): MethodState {
-    const s = this.optSeg.state();
-    const r = this.optRec?.state();
+    const s = optimizerEntries("optim_seg", this.optSeg);
+    const r = this.optRec ? optimizerEntries("optim_rec", this.optRec) : { tensors: {}, extra: {} };
     return {
-      tensors: {
-        ...this.net.state("net."),
-        ...prefixed("optim_seg.", s.tensors),
-        ...(r ? prefixed("optim_rec.", r.tensors) : {}),
-      },
-      extra: { optim_seg: s.extra, ...(r ? { optim_rec: r.extra } : {}) },
+      tensors: { ...this.net.state("net."), ...s.tensors, ...r.tensors },
+      extra: { ...s.extra, ...r.extra },
     };
   }
 
   restore(st: MethodState): void {
     this.net.restore(st.tensors, "net.");
-    this.optSeg.restore({
-      tensors: unprefixed("optim_seg.", st.tensors),
-      extra: (st.extra.optim_seg ?? {}) as Record<string, number>,
-    });
-    this.optRec?.restore({
-      tensors: unprefixed("optim_rec.", st.tensors),
-      extra: (st.extra.optim_rec ?? {}) as Record<string, number>,
-    });
+    restoreOptimizer(st, "optim_seg", this.optSeg);
+    if (this.optRec) restoreOptimizer(st, "optim_rec", this.optRec);
   }
 
   dispose(): void {

@@ -30,7 +30,7 @@ import { Rng } from "./nn/rng.ts";
 import { masslDiceLoss, mse } from "./nn/losses.ts";
 import { Adam, disposeGrads, lossAndGrads } from "./nn/optim.ts";
 import { foregroundTarget, masslLr, MasslNet, twoClass } from "./nn/massl_net.ts";
-import { prefixed, readLosses, unprefixed } from "./nn/training.ts";
+import { optimizerEntries, readLosses, restoreOptimizer } from "./nn/training.ts";
 
 /** Hyper-parameters of {@link masslPretrain}. */
 export type MasslPretrainHp = {
@@ -113,27 +113,18 @@ class MasslPretrain implements Method {
   }
 
   state(): MethodState {
-    const a = this.#optPre.state(), b = this.#optFt.state();
+    const a = optimizerEntries("optim_pre", this.#optPre);
+    const b = optimizerEntries("optim_ft", this.#optFt);
     return {
-      tensors: {
-        ...this.#net.state("net."),
-        ...prefixed("optim_pre.", a.tensors),
-        ...prefixed("optim_ft.", b.tensors),
-      },
-      extra: { optim_pre: a.extra, optim_ft: b.extra },
+      tensors: { ...this.#net.state("net."), ...a.tensors, ...b.tensors },
+      extra: { ...a.extra, ...b.extra },
     };
   }
 
   restore(s: MethodState): void {
     this.#net.restore(s.tensors, "net.");
-    this.#optPre.restore({
-      tensors: unprefixed("optim_pre.", s.tensors),
-      extra: (s.extra.optim_pre ?? {}) as Record<string, number>,
-    });
-    this.#optFt.restore({
-      tensors: unprefixed("optim_ft.", s.tensors),
-      extra: (s.extra.optim_ft ?? {}) as Record<string, number>,
-    });
+    restoreOptimizer(s, "optim_pre", this.#optPre);
+    restoreOptimizer(s, "optim_ft", this.#optFt);
   }
 
   dispose(): void {

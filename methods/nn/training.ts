@@ -123,16 +123,33 @@ export function unprefixed(
   return out;
 }
 
+/**
+ * An optimizer's state as method-state entries: its tensors under `${name}.`, its scalars under
+ * `extra[name]` (the checkpoint layout every method uses).
+ */
+export function optimizerEntries(name: string, opt: Optimizer): MethodState {
+  const o = opt.state();
+  return { tensors: prefixed(`${name}.`, o.tensors), extra: { [name]: o.extra } };
+}
+
+/** Inverse of {@link optimizerEntries}. */
+export function restoreOptimizer(s: MethodState, name: string, opt: Optimizer): void {
+  opt.restore({
+    tensors: unprefixed(`${name}.`, s.tensors),
+    extra: (s.extra[name] ?? {}) as Record<string, number>,
+  });
+}
+
 /** Snapshot of a student (+ optional teacher) and its optimizer. */
 export function snapshot(student: VNet, opt: Optimizer, teacher?: VNet): MethodState {
-  const o = opt.state();
+  const o = optimizerEntries("optim", opt);
   return {
     tensors: {
       ...student.state("student."),
       ...(teacher ? teacher.state("teacher.") : {}),
-      ...prefixed("optim.", o.tensors),
+      ...o.tensors,
     },
-    extra: { optim: o.extra },
+    extra: o.extra,
   };
 }
 
@@ -145,10 +162,7 @@ export function restoreSnapshot(
 ): void {
   student.restore(s.tensors, "student.");
   teacher?.restore(s.tensors, "teacher.");
-  opt.restore({
-    tensors: unprefixed("optim.", s.tensors),
-    extra: (s.extra.optim ?? {}) as Record<string, number>,
-  });
+  restoreOptimizer(s, "optim", opt);
 }
 
 /** Hyper-parameters every {@link SingleVNetMethod} has. */
