@@ -97,35 +97,26 @@ export function fortranToC<T extends NumericArray>(src: T, shape: readonly numbe
     }
     return out;
   }
-  // General rank: walk C order with an odometer, tracking the Fortran offset.
-  const r = shape.length;
-  const fstride: number[] = [];
-  let acc = 1;
-  for (let a = 0; a < r; a++) {
-    fstride.push(acc);
-    acc *= shape[a]!;
-  }
-  const idx = new Array<number>(r).fill(0);
-  let s = 0;
-  for (let o = 0; o < n; o++) {
-    out[o] = src[s]!;
-    for (let a = r - 1; a >= 0; a--) {
-      idx[a]!++;
-      s += fstride[a]!;
-      if (idx[a]! < shape[a]!) break;
-      s -= fstride[a]! * shape[a]!;
-      idx[a] = 0;
-    }
-  }
-  return out;
+  return walkFortran(src, shape, out, true);
 }
 
 /** Inverse of {@link fortranToC}: C order over `shape` to first-axis-fastest order. */
 export function cToFortran<T extends NumericArray>(src: T, shape: readonly number[]): T {
-  const n = prod(shape);
   const ctor = src.constructor as new (n: number) => T;
-  const out = new ctor(n);
-  const r = shape.length;
+  return walkFortran(src, shape, new ctor(prod(shape)), false);
+}
+
+/**
+ * Walk C order over `shape` with an odometer tracking the first-axis-fastest offset; gather
+ * (`out[c] = src[f]`, Fortran to C) or scatter (`out[f] = src[c]`, C to Fortran).
+ */
+function walkFortran<T extends NumericArray>(
+  src: T,
+  shape: readonly number[],
+  out: T,
+  gather: boolean,
+): T {
+  const n = out.length, r = shape.length;
   const fstride: number[] = [];
   let acc = 1;
   for (let a = 0; a < r; a++) {
@@ -135,7 +126,8 @@ export function cToFortran<T extends NumericArray>(src: T, shape: readonly numbe
   const idx = new Array<number>(r).fill(0);
   let s = 0;
   for (let o = 0; o < n; o++) {
-    out[s] = src[o]!;
+    if (gather) out[o] = src[s]!;
+    else out[s] = src[o]!;
     for (let a = r - 1; a >= 0; a--) {
       idx[a]!++;
       s += fstride[a]!;
