@@ -243,68 +243,59 @@ export function conv3dKernels(
       p.destroy();
       return build(kind, g, true);
     });
-  const forward = (g: Geometry) => get("f", g);
-  const backwardData = (g: Geometry) => get("d", g);
-  const backwardWeights = (g: Geometry) => get("w", g);
-
-  const Conv3D: NativeImpl = ({ inputs, backend, attrs }: KernelArgs) => {
-    const x = inputs["x"], w = inputs["filter"];
-    const xv = f32(backend, x), wv = f32(backend, w);
-    if (!x || !w || !xv || !wv) return null;
+  /**
+   * One tfjs conv kernel of `kind`: its two input tensors (in exec order) and, from the inputs
+   * and attributes, the forward geometry (x and filter shapes, dilations) and the output shape
+   * (null: the forward output).
+   */
+  const kernel = (
+    kind: Kind,
+    names: [string, string],
+    shapes: (
+      ins: tf.NamedTensorInfoMap,
+      attrs: tf.NamedAttrMap,
+    ) => [Shape5, Shape5, number | [number, number, number], Shape5 | null],
+  ): NativeImpl =>
+  ({ inputs, backend, attrs }: KernelArgs) => {
+    const a = inputs[names[0]], b = inputs[names[1]];
+    const av = f32(backend, a), bv = f32(backend, b);
+    if (!a || !b || !av || !bv) return null;
+    const [xs, ws, dilations, out] = shapes(inputs, attrs);
     const info = tf.backend_util.computeConv3DInfo(
-      x.shape as Shape5,
-      w.shape as Shape5,
+      xs,
+      ws,
       attrs["strides"] as [number, number, number],
-      attrs["dilations"] as [number, number, number],
+      dilations,
       attrs["pad"] as "valid" | "same",
     );
     const g = geometry(info);
-    const prim = g && forward(g);
-    if (!prim) return null;
-    const y = new Float32Array(tf.util.sizeFromShape(info.outShape));
-    prim.exec([xv, wv, y]);
-    return backend.makeTensorInfo(info.outShape, "float32", y);
+    const exec = g && get(kind, g);
+    if (!exec) return null;
+    const outShape: number[] = out ? [...out] : info.outShape;
+    const y = new Float32Array(tf.util.sizeFromShape(outShape));
+    exec.exec([av, bv, y]);
+    return backend.makeTensorInfo(outShape, "float32", y);
   };
+  const shape5 = (t: tf.TensorInfo | undefined) => t!.shape as Shape5;
 
-  const Conv3DBackpropInputV2: NativeImpl = ({ inputs, backend, attrs }: KernelArgs) => {
-    const dy = inputs["dy"], w = inputs["filter"];
-    const dyv = f32(backend, dy), wv = f32(backend, w);
-    if (!dy || !w || !dyv || !wv) return null;
-    const inputShape = attrs["inputShape"] as Shape5;
-    const info = tf.backend_util.computeConv3DInfo(
-      inputShape,
-      w.shape as Shape5,
-      attrs["strides"] as [number, number, number],
+  return {
+    Conv3D: kernel("f", ["x", "filter"], (ins, at) => [
+      shape5(ins["x"]),
+      shape5(ins["filter"]),
+      at["dilations"] as [number, number, number],
+      null,
+    ]),
+    Conv3DBackpropInputV2: kernel("d", ["dy", "filter"], (ins, at) => [
+      at["inputShape"] as Shape5,
+      shape5(ins["filter"]),
       1,
-      attrs["pad"] as "valid" | "same",
-    );
-    const g = geometry(info);
-    const prim = g && backwardData(g);
-    if (!prim) return null;
-    const dx = new Float32Array(tf.util.sizeFromShape(inputShape));
-    prim.exec([dyv, wv, dx]);
-    return backend.makeTensorInfo([...inputShape], "float32", dx);
-  };
-
-  const Conv3DBackpropFilterV2: NativeImpl = ({ inputs, backend, attrs }: KernelArgs) => {
-    const x = inputs["x"], dy = inputs["dy"];
-    const xv = f32(backend, x), dyv = f32(backend, dy);
-    if (!x || !dy || !xv || !dyv) return null;
-    const filterShape = attrs["filterShape"] as Shape5;
-    const info = tf.backend_util.computeConv3DInfo(
-      x.shape as Shape5,
-      filterShape,
-      attrs["strides"] as [number, number, number],
+      at["inputShape"] as Shape5,
+    ]),
+    Conv3DBackpropFilterV2: kernel("w", ["x", "dy"], (ins, at) => [
+      shape5(ins["x"]),
+      at["filterShape"] as Shape5,
       1,
-      attrs["pad"] as "valid" | "same",
-    );
-    const g = geometry(info);
-    const prim = g && backwardWeights(g);
-    if (!prim) return null;
-    const dw = new Float32Array(tf.util.sizeFromShape(filterShape));
-    prim.exec([xv, dyv, dw]);
-    return backend.makeTensorInfo([...filterShape], "float32", dw);
+      at["filterShape"] as Shape5,
+    ]),
   };
-
-  return { Conv3D, Conv3DBackpropInputV2, Conv3DBackpropFilterV2 };
 }
