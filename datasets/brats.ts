@@ -30,10 +30,10 @@ import {
   label3,
   listDirs,
   meanStd,
+  readImageLabelPair,
   toFloat32,
 } from "./common.ts";
 import { readHdf5 } from "./io/hdf5.ts";
-import { readNifti } from "./io/nifti.ts";
 import { readSplitFile, type SplitFile, splitsFromFile, validateSplitFile } from "./splits.ts";
 import b19Json from "./splits/brats19.json" with { type: "json" };
 import b18Json from "./splits/brats18.json" with { type: "json" };
@@ -223,17 +223,7 @@ class BratsDataset implements Dataset {
     }
     const f = findRaw(e.dir, caseId)!;
     if (f.seg === null) throw new Error(`${e.dir}: ${caseId}_seg.nii[.gz] missing`);
-    const img = await readNifti(f.flair);
-    const seg = await readNifti(f.seg);
-    if (img.shape.length !== 3) {
-      throw new Error(`${f.flair}: expected 3 dims, got ${img.shape.join("x")}`);
-    }
-    if (img.shape.join() !== seg.shape.join()) {
-      throw new Error(
-        `${f.seg}: shape ${seg.shape.join("x")} differs from FLAIR ${img.shape.join("x")}`,
-      );
-    }
-    const sh = img.shape as [number, number, number];
+    const { image: img, label: seg, shape: sh } = await readImageLabelPair(f.flair, f.seg, "FLAIR");
     const integer = !img.scaled && !img.datatype.startsWith("float");
     const p = this.id === "brats19"
       ? ssl4misPreprocess(img.data, seg.data, sh, integer)

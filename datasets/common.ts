@@ -5,6 +5,7 @@
  */
 import type { Case, ImageVolume, IntegrityReport, LabelVolume } from "./types.ts";
 import type { NumericArray } from "./io/util.ts";
+import { type NiftiVolume, readNifti } from "./io/nifti.ts";
 
 /** True when `path` is an existing directory. */
 export function isDir(path: string): boolean {
@@ -227,4 +228,29 @@ export function readListFile(path: string): string[] | null {
   } catch {
     return null;
   }
+}
+
+/**
+ * Read a 3D image and its label map (NIfTI) and check that the image is 3D and both have the
+ * same shape; errors are one line naming the file. `imageName` says what the image is in the
+ * message (e.g. "FLAIR", "volume").
+ */
+export async function readImageLabelPair(
+  imagePath: string,
+  labelPath: string,
+  imageName: string,
+): Promise<{ image: NiftiVolume; label: NiftiVolume; shape: [number, number, number] }> {
+  const image = await readNifti(imagePath);
+  const label = await readNifti(labelPath);
+  if (image.shape.length !== 3) {
+    throw new Error(`${imagePath}: expected 3 dims, got ${image.shape.join("x")}`);
+  }
+  if (image.shape.join() !== label.shape.join()) {
+    throw new Error(
+      `${labelPath}: shape ${label.shape.join("x")} differs from ${imageName} ${
+        image.shape.join("x")
+      }`,
+    );
+  }
+  return { image, label, shape: image.shape as [number, number, number] };
 }

@@ -27,8 +27,8 @@ import {
   label3,
   listFiles,
   meanStd,
+  readImageLabelPair,
 } from "./common.ts";
-import { readNifti } from "./io/nifti.ts";
 import { readSplitFile, type SplitFile, splitsFromFile, validateSplitFile } from "./splits.ts";
 import litsJson from "./splits/lits.json" with { type: "json" };
 import type { Case, Dataset, DatasetDefinition, IntegrityReport, Split } from "./types.ts";
@@ -88,17 +88,9 @@ class LitsDataset implements Dataset {
 
   async load(caseId: string): Promise<Case> {
     const p = this.#paths(caseId);
-    const vol = await readNifti(p.vol);
-    const seg = await readNifti(p.seg);
-    if (vol.shape.length !== 3) {
-      throw new Error(`${p.vol}: expected 3 dims, got ${vol.shape.join("x")}`);
-    }
-    if (vol.shape.join() !== seg.shape.join()) {
-      throw new Error(
-        `${p.seg}: shape ${seg.shape.join("x")} differs from volume ${vol.shape.join("x")}`,
-      );
-    }
-    let sh = vol.shape as [number, number, number];
+    const pair = await readImageLabelPair(p.vol, p.seg, "volume");
+    const { image: vol, label: seg } = pair;
+    let sh = pair.shape;
     const n = vol.data.length;
     const [lo, hi] = this.window;
     let img = new Float32Array(n);

@@ -23,8 +23,8 @@ import {
   listDirs,
   meanStd,
   naturalSort,
+  readImageLabelPair,
 } from "./common.ts";
-import { readNifti } from "./io/nifti.ts";
 import {
   readSplitFile,
   type SplitFile,
@@ -133,17 +133,11 @@ class WmhDataset implements Dataset {
 
   async load(caseId: string): Promise<Case> {
     const p = this.#paths(caseId);
-    const img = await readNifti(p.flair);
-    const lab = await readNifti(p.label);
-    if (img.shape.length !== 3) {
-      throw new Error(`${p.flair}: expected 3 dims, got ${img.shape.join("x")}`);
-    }
-    if (img.shape.join() !== lab.shape.join()) {
-      throw new Error(
-        `${p.label}: shape ${lab.shape.join("x")} differs from FLAIR ${img.shape.join("x")}`,
-      );
-    }
-    const sh = img.shape as [number, number, number];
+    const { image: img, label: lab, shape: sh } = await readImageLabelPair(
+      p.flair,
+      p.label,
+      "FLAIR",
+    );
     const n = img.data.length;
     const m0 = new Uint8Array(n);
     for (let i = 0; i < n; i++) m0[i] = img.data[i]! >= this.threshold ? 1 : 0;

@@ -4,6 +4,7 @@ import { encodeNifti, readNifti, writeNifti } from "../datasets/io/nifti.ts";
 import { encodeNrrd, readNrrd } from "../datasets/io/nrrd.ts";
 import { readHdf5, writeHdf5 } from "../datasets/io/hdf5.ts";
 import { cToFortran, fortranToC } from "../datasets/io/util.ts";
+import { readImageLabelPair } from "../datasets/common.ts";
 
 const shape = [3, 4, 5];
 const n = 60;
@@ -175,6 +176,33 @@ Deno.test("HDF5: h5wasm-written datasets read back exactly (plain and gzip-chunk
       assert.deepEqual(r.label!.data, label);
       assert.deepEqual(r.i16!.data, i16);
     }
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("image/label pairs: shape and a 2D image are one-line errors naming the file", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const img = `${dir}/img.nii`,
+      lab = `${dir}/lab.nii.gz`,
+      bad = `${dir}/bad.nii`,
+      flat = `${dir}/flat.nii`;
+    await writeNifti(img, { data: new Float32Array(24).fill(1), shape: [2, 3, 4] });
+    await writeNifti(lab, { data: new Uint8Array(24), shape: [2, 3, 4] }, true);
+    await writeNifti(bad, { data: new Uint8Array(24), shape: [4, 3, 2] });
+    await writeNifti(flat, { data: new Float32Array(6), shape: [2, 3] });
+    const ok = await readImageLabelPair(img, lab, "FLAIR");
+    assert.deepEqual(ok.shape, [2, 3, 4]);
+    assert.equal(ok.image.data.length, 24);
+    await assert.rejects(
+      () => readImageLabelPair(img, bad, "volume"),
+      { message: `${bad}: shape 4x3x2 differs from volume 2x3x4` },
+    );
+    await assert.rejects(
+      () => readImageLabelPair(flat, lab, "FLAIR"),
+      { message: `${flat}: expected 3 dims, got 2x3` },
+    );
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
