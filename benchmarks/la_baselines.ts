@@ -6,7 +6,15 @@
  * @module
  */
 import { LA_COLUMNS, LA_PROTOCOL } from "./harness/spec.ts";
-import type { BenchmarkSpec } from "./harness/spec.ts";
+import type { BenchmarkSpec, MethodEntry } from "./harness/spec.ts";
+
+/** The LA baseline rows (supervised V-Net on labeled data only, MT, UA-MT, DTC). */
+export const LA_BASELINE_ROWS: MethodEntry[] = [
+  { method: "supervised", label: "Supervised baseline (V-Net)", labeledOnly: true },
+  { method: "mean-teacher", label: "MT" },
+  { method: "ua-mt", label: "UA-MT" },
+  { method: "dtc", label: "DTC" },
+];
 
 /** Baseline-only LA benchmark. */
 export const laBaselines: BenchmarkSpec = {
@@ -14,12 +22,7 @@ export const laBaselines: BenchmarkSpec = {
   title: "LA (2018 Atrial Segmentation Challenge): baselines at 8 and 16 labeled scans",
   ...LA_PROTOCOL,
   labeled: [8, 16],
-  methods: [
-    { method: "supervised", label: "Supervised baseline (V-Net)", labeledOnly: true },
-    { method: "mean-teacher", label: "MT" },
-    { method: "ua-mt", label: "UA-MT" },
-    { method: "dtc", label: "DTC" },
-  ],
+  methods: LA_BASELINE_ROWS,
   table: {
     caption: "LA: baselines (DTC protocol; Dice, Jaccard, ASD, 95HD)",
     columns: LA_COLUMNS,

@@ -9,6 +9,7 @@
  */
 import { LA_COLUMNS, LA_PROTOCOL } from "./harness/spec.ts";
 import type { BenchmarkSpec } from "./harness/spec.ts";
+import { LA_BASELINE_ROWS } from "./la_baselines.ts";
 
 /** LA benchmark of the reconstructed UA deep co-training against the LA baselines. */
 export const uaCotrainingLa: BenchmarkSpec = {
@@ -17,10 +18,7 @@ export const uaCotrainingLa: BenchmarkSpec = {
   ...LA_PROTOCOL,
   labeled: [8, 16],
   methods: [
-    { method: "supervised", label: "Supervised baseline (V-Net)", labeledOnly: true },
-    { method: "mean-teacher", label: "MT" },
-    { method: "ua-mt", label: "UA-MT" },
-    { method: "dtc", label: "DTC" },
+    ...LA_BASELINE_ROWS,
     { method: "ua-cotraining", label: "UA Deep Co-training (reconstructed)" },
   ],
   table: {

@@ -54,6 +54,18 @@ export interface FailureRecord {
   at: string;
 }
 
+/** Decode the checkpoint file at `p`, or null when it does not exist (corrupt: an error). */
+async function readCheckpointFile(p: string): Promise<Checkpoint | null> {
+  let bytes: Uint8Array;
+  try {
+    bytes = await Deno.readFile(p);
+  } catch (e) {
+    if (e instanceof Deno.errors.NotFound) return null;
+    throw e;
+  }
+  return decodeCheckpoint(bytes, p);
+}
+
 /** Paths of a benchmark's result folder. */
 export class ResultStore {
   constructor(readonly root: string, readonly benchmark: string) {}
@@ -128,16 +140,8 @@ export class ResultStore {
   }
 
   async readBest(runId: string): Promise<BestState | null> {
-    const p = this.bestPath(runId);
-    let bytes: Uint8Array;
-    try {
-      bytes = await Deno.readFile(p);
-    } catch (e) {
-      if (e instanceof Deno.errors.NotFound) return null;
-      throw e;
-    }
-    const c = decodeCheckpoint(bytes, p);
-    return { iteration: c.iteration, score: c.harness["score"] as number, state: c.method };
+    const c = await readCheckpointFile(this.bestPath(runId));
+    return c && { iteration: c.iteration, score: c.harness["score"] as number, state: c.method };
   }
 
   async writeCheckpoint(runId: string, ckpt: Checkpoint): Promise<void> {
@@ -146,15 +150,7 @@ export class ResultStore {
 
   /** The run's checkpoint, or null. A corrupt checkpoint is an error naming the file. */
   async readCheckpoint(runId: string): Promise<Checkpoint | null> {
-    const p = this.checkpointPath(runId);
-    let bytes: Uint8Array;
-    try {
-      bytes = await Deno.readFile(p);
-    } catch (e) {
-      if (e instanceof Deno.errors.NotFound) return null;
-      throw e;
-    }
-    return decodeCheckpoint(bytes, p);
+    return await readCheckpointFile(this.checkpointPath(runId));
   }
 
   /** Write a text artefact (table, report) atomically into the benchmark folder. */
