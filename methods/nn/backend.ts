@@ -14,6 +14,8 @@
 import * as tf from "@tensorflow/tfjs-core";
 import "@tensorflow/tfjs-backend-cpu";
 import { installNativeKernels, uninstallNativeKernels } from "./native/install.ts";
+import { openWebgpu } from "./webgpu/device.ts";
+import { installWebgpuKernels } from "./webgpu/install.ts";
 
 // Production mode: no "install tfjs-node" banner and no per-kernel debug warnings; our own
 // notices (one line per fallback) say what matters.
@@ -59,6 +61,8 @@ const INSTALL_NODE = "install with: deno install --allow-scripts=npm:@tensorflow
 let current: Provenance | null = null;
 /** Native kernel library in use on `cpu` ("none (...)" when pure JS), for the provenance. */
 let nativeDetail: string | null = null;
+/** Adapter and kernel facts of `webgpu`, for the provenance. */
+let webgpuDetail: Record<string, string> = {};
 
 function envOr(name: string): string | undefined {
   try {
@@ -102,20 +106,14 @@ async function tryNode(gpu: boolean): Promise<string> {
 }
 
 async function tryWebgpu(): Promise<string> {
-  const gpu = (navigator as unknown as { gpu?: { requestAdapter(): Promise<unknown> } }).gpu;
-  if (!gpu) throw new Error("navigator.gpu is absent (run Deno with --unstable-webgpu)");
-  const adapter = await gpu.requestAdapter() as
-    | { info?: { vendor?: string; architecture?: string; device?: string; description?: string } }
-    | null;
-  if (!adapter) throw new Error("no WebGPU adapter");
-  const info = adapter.info ?? {};
-  const desc = [info.vendor, info.architecture, info.device, info.description].filter(Boolean)
-    .join(" ");
-  if (/llvmpipe|swiftshader|software|lavapipe/i.test(desc)) {
-    throw new Error(`WebGPU adapter is a software rasteriser (${desc})`);
-  }
-  await import("@tensorflow/tfjs-backend-webgpu");
+  const info = await openWebgpu();
   if (!(await tf.setBackend("webgpu"))) throw new Error("tfjs webgpu backend did not initialise");
+  const kernels = installWebgpuKernels();
+  webgpuDetail = {
+    adapter: info.adapter,
+    wgslKernels: kernels.length > 0 ? kernels.join(",") : "none (SEMISEG_WEBGPU_KERNELS=0)",
+    maxStorageBufferBindingSize: String(info.maxStorageBufferBindingSize),
+  };
   return "webgpu";
 }
 
@@ -177,7 +175,7 @@ export async function initBackend(
     const hints: Record<string, string> = {
       "node-gpu": INSTALL_NODE_GPU,
       node: INSTALL_NODE,
-      webgpu: "needs a hardware GPU adapter",
+      webgpu: "needs a hardware GPU adapter (Vulkan, Metal or D3D12 driver)",
       cpu: "",
     };
     name = "";
@@ -217,9 +215,13 @@ function makeProvenance(backend: string): Provenance {
     os: `${Deno.build.os}-${Deno.build.arch}`,
     device: backend === "cpu" || backend === "cpu-js" || backend === "wasm"
       ? `${navigator.hardwareConcurrency} CPU threads`
+      : backend === "webgpu"
+      ? `WebGPU ${webgpuDetail["adapter"] ?? "adapter"}`
       : backend,
     details: backend === "cpu" && nativeDetail !== null
       ? { nativeKernels: nativeDetail, ompThreads: Deno.env.get("OMP_NUM_THREADS") ?? "default" }
+      : backend === "webgpu"
+      ? { ...webgpuDetail }
       : {},
   };
 }

@@ -265,23 +265,16 @@ if (tf.getGradient(NORM_ACT) === undefined) {
         tf.Tensor,
         tf.Tensor,
       ];
-      // The engine computes each input's gradient in its own tidy, so the small dgamma/dbeta
-      // are kept as arrays from the one backward kernel call, not as tensors.
-      let small: [Float32Array, Float32Array] | null = null;
-      const run = (): tf.Tensor => {
-        const [dx, dg, db] = tf.engine().runKernel(
-          NORM_ACT_GRAD,
-          { dy, x, y, gamma, mean, variance },
-          attrs,
-        ) as tf.Tensor[];
-        small = [dg!.dataSync() as Float32Array, db!.dataSync() as Float32Array];
-        return dx!;
-      };
-      const param = (k: 0 | 1) => (): tf.Tensor => {
-        if (small === null) run();
-        return tf.tensor1d(small![k]);
-      };
-      return { x: run, gamma: param(0), beta: param(1) };
+      // One backward kernel call for all three gradients, made here in the engine's
+      // 'backward' scope (not inside the per-input closures, which each run in their own
+      // tidy): a gradient nobody asks for is disposed with that scope, and no value has to
+      // be read back to the CPU (there is no synchronous readback on webgpu).
+      const [dx, dg, db] = tf.engine().runKernel(
+        NORM_ACT_GRAD,
+        { dy, x, y, gamma, mean, variance },
+        attrs,
+      ) as tf.Tensor[];
+      return { x: () => dx!, gamma: () => dg!, beta: () => db! };
     },
   });
 }

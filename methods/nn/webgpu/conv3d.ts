@@ -1,0 +1,508 @@
+/**
+ * 3D convolution forward and both gradients as tiled implicit GEMM in WGSL, for tfjs's
+ * `webgpu` backend (replacing `Conv3D`, `Conv3DBackpropInputV2`, `Conv3DBackpropFilterV2`,
+ * whose tfjs 4.22 versions run one invocation per output with no data reuse; the filter
+ * gradient runs one invocation per weight looping over the whole batch volume).
+ *
+ * Layouts are tfjs's: activations NDHWC, filters [kd, kh, kw, Ci, Co]. Each op is a GEMM
+ * `C[M, N] = sum_k A[m, k] B[k, n]` whose A operand is gathered on the fly (no im2col copy):
+ *
+ * | op      | M (rows)            | N  | K                    | A        | B      |
+ * |---------|---------------------|----|----------------------|----------|--------|
+ * | forward | output voxels       | Co | kd kh kw Ci          | x patch  | w      |
+ * | dX      | input voxels        | Ci | kd kh kw Co          | dy patch | w^T    |
+ * | dW      | kd kh kw Ci         | Co | output voxels        | x patch  | dy     |
+ *
+ * A workgroup computes a TM x TN tile of C (TM x TN = 32 x 32, or 64 x 16 when N <= 16, the
+ * V-Net's first layers), staging TK = 16 slices of A and B in workgroup memory; each of its
+ * 64 invocations accumulates a 4 x 4 register block with `fma`, in a fixed k order (results
+ * are deterministic). dW splits K over `gridZ` workgroups (its M x N is tiny next to K: 27 x 16
+ * against 2x32^3 for the first layer) into partial tiles that a second kernel sums in order.
+ * The transposed convolution of tfjs (`conv3dTranspose`) is `Conv3DBackpropInputV2` and runs
+ * through the dX kernel.
+ *
+ * Large tensors: dispatches are split over (sample, depth plane) ranges whose input and output
+ * windows each fit the binding limit (`gpu.ts`); dW accumulates the ranges in order.
+ * @module
+ */
+import * as tf from "@tensorflow/tfjs-core";
+import {
+  bindingLimit,
+  type Bound,
+  dispatch,
+  disposeScratch,
+  type GpuImpl,
+  type GpuKernelArgs,
+  grid,
+  kernel,
+  newOutput,
+  packUniforms,
+  planChunks,
+  type Range,
+  scratch,
+  sizeOf,
+  type UniformValue,
+  type WebgpuBackendLike,
+  wholeOf,
+  windowOf,
+} from "./gpu.ts";
+
+/** The three GEMM forms of a convolution. */
+export type ConvOp = "fwd" | "dx" | "dw";
+
+/** Geometry of one 3D convolution (stride, front padding; dilation 1). */
+export interface ConvGeometry {
+  n: number;
+  d: number;
+  h: number;
+  w: number;
+  ci: number;
+  od: number;
+  oh: number;
+  ow: number;
+  co: number;
+  kd: number;
+  kh: number;
+  kw: number;
+  sd: number;
+  sh: number;
+  sw: number;
+  pd: number;
+  ph: number;
+  pw: number;
+}
+
+const TK = 16;
+
+const UNIFORM_FIELDS = [
+  "n",
+  "d",
+  "h",
+  "w",
+  "ci",
+  "od",
+  "oh",
+  "ow",
+  "co",
+  "kd",
+  "kh",
+  "kw",
+  "sd",
+  "sh",
+  "sw",
+  "pd",
+  "ph",
+  "pw",
+  "M",
+  "N",
+  "K",
+  "kPer",
+  "row0",
+  "baseA",
+  "baseB",
+  "baseO",
+  "part0",
+  "tilesM",
+  "tilesN",
+] as const;
+
+/** WGSL of A's gather for each op (x patch, dy patch, or x patch indexed by a dy row). */
+const LOAD_A: Record<ConvOp, string> = {
+  fwd: `
+fn loadA(m: i32, k: i32) -> f32 {
+  let r = u.row0 + m;
+  let ox = r % u.ow; let r1 = r / u.ow; let oy = r1 % u.oh; let r2 = r1 / u.oh;
+  let oz = r2 % u.od; let s = r2 / u.od;
+  let c = k % u.ci; let q = k / u.ci; let kx = q % u.kw; let q2 = q / u.kw;
+  let ky = q2 % u.kh; let kz = q2 / u.kh;
+  let z = oz * u.sd - u.pd + kz; let y = oy * u.sh - u.ph + ky; let x = ox * u.sw - u.pw + kx;
+  if (z < 0 || z >= u.d || y < 0 || y >= u.h || x < 0 || x >= u.w) { return 0.0; }
+  return A[(((s * u.d + z) * u.h + y) * u.w + x) * u.ci + c - u.baseA];
+}`,
+  dx: `
+fn loadA(m: i32, k: i32) -> f32 {
+  let r = u.row0 + m;
+  let x = r % u.w; let r1 = r / u.w; let y = r1 % u.h; let r2 = r1 / u.h;
+  let z = r2 % u.d; let s = r2 / u.d;
+  let c = k % u.co; let q = k / u.co; let kx = q % u.kw; let q2 = q / u.kw;
+  let ky = q2 % u.kh; let kz = q2 / u.kh;
+  let tz = z + u.pd - kz; let ty = y + u.ph - ky; let tx = x + u.pw - kx;
+  if (tz < 0 || ty < 0 || tx < 0) { return 0.0; }
+  if (tz % u.sd != 0 || ty % u.sh != 0 || tx % u.sw != 0) { return 0.0; }
+  let oz = tz / u.sd; let oy = ty / u.sh; let ox = tx / u.sw;
+  if (oz >= u.od || oy >= u.oh || ox >= u.ow) { return 0.0; }
+  return A[(((s * u.od + oz) * u.oh + oy) * u.ow + ox) * u.co + c - u.baseA];
+}`,
+  dw: `
+fn loadA(m: i32, k: i32) -> f32 {
+  let r = u.row0 + k;
+  let ox = r % u.ow; let r1 = r / u.ow; let oy = r1 % u.oh; let r2 = r1 / u.oh;
+  let oz = r2 % u.od; let s = r2 / u.od;
+  let c = m % u.ci; let q = m / u.ci; let kx = q % u.kw; let q2 = q / u.kw;
+  let ky = q2 % u.kh; let kz = q2 / u.kh;
+  let z = oz * u.sd - u.pd + kz; let y = oy * u.sh - u.ph + ky; let x = ox * u.sw - u.pw + kx;
+  if (z < 0 || z >= u.d || y < 0 || y >= u.h || x < 0 || x >= u.w) { return 0.0; }
+  return A[(((s * u.d + z) * u.h + y) * u.w + x) * u.ci + c - u.baseA];
+}`,
+};
+
+/** WGSL of B's read (filter, transposed filter, or dy rows) and of the tile store. */
+const LOAD_B_STORE: Record<ConvOp, string> = {
+  fwd: `
+fn loadB(k: i32, n: i32) -> f32 { return B[k * u.co + n]; }
+fn store(m: i32, n: i32, z: i32, v: f32) { O[(u.row0 + m) * u.co + n - u.baseO] = v; }`,
+  dx: `
+fn loadB(k: i32, n: i32) -> f32 {
+  let c = k % u.co; let q = k / u.co;
+  return B[(q * u.ci + n) * u.co + c];
+}
+fn store(m: i32, n: i32, z: i32, v: f32) { O[(u.row0 + m) * u.ci + n - u.baseO] = v; }`,
+  dw: `
+fn loadB(k: i32, n: i32) -> f32 { return B[(u.row0 + k) * u.co + n - u.baseB]; }
+fn store(m: i32, n: i32, z: i32, v: f32) { O[((u.part0 + z) * u.M + m) * u.N + n] = v; }`,
+};
+
+/** The tiled GEMM shader of `op` with a TM x TN output tile. */
+export function gemmShader(op: ConvOp, tm: number, tn: number): string {
+  const tx = tn / 4, ty = tm / 4;
+  return `
+struct U { ${UNIFORM_FIELDS.map((f) => `${f}: i32`).join(", ")} }
+@group(0) @binding(0) var<storage, read_write> O: array<f32>;
+@group(0) @binding(1) var<storage, read> A: array<f32>;
+@group(0) @binding(2) var<storage, read> B: array<f32>;
+@group(0) @binding(3) var<uniform> u: U;
+const TM = ${tm}; const TN = ${tn}; const TK = ${TK}; const NT = ${tx * ty};
+var<workgroup> As: array<f32, ${TK * tm}>;
+var<workgroup> Bs: array<f32, ${TK * tn}>;
+${LOAD_A[op]}
+${LOAD_B_STORE[op]}
+@compute @workgroup_size(${tx}, ${ty}, 1)
+fn main(@builtin(local_invocation_index) li: u32, @builtin(local_invocation_id) lid: vec3<u32>,
+        @builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nw: vec3<u32>) {
+  let tile = i32(wg.x + wg.y * nw.x);
+  if (tile >= u.tilesM * u.tilesN) { return; }
+  let m0 = (tile / u.tilesN) * TM;
+  let n0 = (tile % u.tilesN) * TN;
+  let kStart = i32(wg.z) * u.kPer;
+  let kEnd = min(u.K, kStart + u.kPer);
+  let t = i32(li); let tx = i32(lid.x); let ty = i32(lid.y);
+  var acc: array<array<f32, 4>, 4>;
+  for (var k0 = kStart; k0 < kEnd; k0 = k0 + TK) {
+    for (var i = t; i < TK * TM; i = i + NT) {
+      let m = m0 + i % TM; let k = k0 + i / TM;
+      var v = 0.0;
+      if (m < u.M && k < kEnd) { v = loadA(m, k); }
+      As[i] = v;
+    }
+    for (var i = t; i < TK * TN; i = i + NT) {
+      let n = n0 + i % TN; let k = k0 + i / TN;
+      var v = 0.0;
+      if (n < u.N && k < kEnd) { v = loadB(k, n); }
+      Bs[i] = v;
+    }
+    workgroupBarrier();
+    for (var kk = 0; kk < TK; kk = kk + 1) {
+      var a: array<f32, 4>; var b: array<f32, 4>;
+      for (var r = 0; r < 4; r = r + 1) {
+        a[r] = As[kk * TM + ty * 4 + r];
+        b[r] = Bs[kk * TN + tx * 4 + r];
+      }
+      for (var r = 0; r < 4; r = r + 1) {
+        for (var c = 0; c < 4; c = c + 1) { acc[r][c] = fma(a[r], b[c], acc[r][c]); }
+      }
+    }
+    workgroupBarrier();
+  }
+  for (var r = 0; r < 4; r = r + 1) {
+    for (var c = 0; c < 4; c = c + 1) {
+      let m = m0 + ty * 4 + r; let n = n0 + tx * 4 + c;
+      if (m < u.M && n < u.N) { store(m, n, i32(wg.z), acc[r][c]); }
+    }
+  }
+}`;
+}
+
+/** Sums `parts` partial M x N tiles in order, adding to the output when `acc` is 1. */
+const REDUCE_SHADER = `
+struct U { size: i32, parts: i32, acc: i32, pad: i32 }
+@group(0) @binding(0) var<storage, read_write> O: array<f32>;
+@group(0) @binding(1) var<storage, read> P: array<f32>;
+@group(0) @binding(2) var<uniform> u: U;
+@compute @workgroup_size(64)
+fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nw: vec3<u32>,
+        @builtin(local_invocation_index) li: u32) {
+  let i = i32((wg.x + wg.y * nw.x) * 64u + li);
+  if (i >= u.size) { return; }
+  var s = 0.0;
+  if (u.acc == 1) { s = O[i]; }
+  for (var p = 0; p < u.parts; p = p + 1) { s = s + P[p * u.size + i]; }
+  O[i] = s;
+}`;
+
+/** Tile shape for a GEMM with `n` columns: 64 x 16 for narrow outputs, else 32 x 32. */
+export function tileFor(n: number): [number, number] {
+  return n <= 16 ? [64, 16] : [32, 32];
+}
+
+/** Clip the input planes a range of output planes reads: [first, last] or null if padding. */
+function inputPlanes(g: ConvGeometry, oz: number): [number, number] {
+  const lo = Math.max(0, oz * g.sd - g.pd);
+  const hi = Math.min(g.d - 1, oz * g.sd - g.pd + g.kd - 1);
+  return hi < lo ? [lo, lo] : [lo, hi];
+}
+
+/** The output planes whose patches read input plane z (for dX): [first, last]. */
+function outputPlanes(g: ConvGeometry, z: number): [number, number] {
+  const lo = Math.max(0, Math.ceil((z + g.pd - g.kd + 1) / g.sd));
+  const hi = Math.min(g.od - 1, Math.floor((z + g.pd) / g.sd));
+  return hi < lo ? [Math.min(lo, g.od - 1), Math.min(lo, g.od - 1)] : [lo, hi];
+}
+
+function uniformsOf(g: ConvGeometry, extra: Record<string, number>): ArrayBuffer {
+  const all = { ...g, ...extra } as Record<string, number>;
+  return packUniforms(UNIFORM_FIELDS.map((f): UniformValue => ({ i: all[f] ?? 0 })));
+}
+
+/** Record one GEMM of `op` over `rows` rows starting at `row0`, with the given bindings. */
+function runGemm(
+  be: WebgpuBackendLike,
+  op: ConvOp,
+  g: ConvGeometry,
+  mnk: { M: number; N: number; K: number; splits: number },
+  bind: { out: Bound; a: Bound; b: Bound },
+  extra: Record<string, number>,
+  owned: tf.TensorInfo[],
+): void {
+  const [tm, tn] = tileFor(mnk.N);
+  const k = kernel(
+    be.device,
+    `semiseg-conv-${op}-${tm}x${tn}`,
+    ["write", "read", "read", "uniform"],
+    () => gemmShader(op, tm, tn),
+  );
+  const tilesM = Math.ceil(mnk.M / tm), tilesN = Math.ceil(mnk.N / tn);
+  const kPer = Math.ceil(mnk.K / mnk.splits / TK) * TK;
+  const u = uniformsOf(g, { M: mnk.M, N: mnk.N, K: mnk.K, kPer, tilesM, tilesN, ...extra });
+  dispatch(
+    be,
+    k,
+    [bind.out, bind.a, bind.b],
+    u,
+    grid(be.device, tilesM * tilesN, mnk.splits),
+    owned,
+  );
+}
+
+/** Geometry of a tfjs conv3d call (NDHWC, dilation 1), or null when unsupported here. */
+export function convGeometry(
+  xShape: number[],
+  filterShape: number[],
+  strides: number | number[],
+  pad: unknown,
+  dilations: unknown,
+): ConvGeometry | null {
+  const dil = dilations === undefined
+    ? [1, 1, 1]
+    : typeof dilations === "number"
+    ? [dilations, dilations, dilations]
+    : dilations as number[];
+  if (dil.some((v) => v !== 1)) return null;
+  const info = tf.backend_util.computeConv3DInfo(
+    xShape as [number, number, number, number, number],
+    filterShape as [number, number, number, number, number],
+    strides as [number, number, number],
+    1,
+    pad as "same" | "valid",
+  );
+  return {
+    n: info.batchSize,
+    d: info.inDepth,
+    h: info.inHeight,
+    w: info.inWidth,
+    ci: info.inChannels,
+    od: info.outDepth,
+    oh: info.outHeight,
+    ow: info.outWidth,
+    co: info.outChannels,
+    kd: info.filterDepth,
+    kh: info.filterHeight,
+    kw: info.filterWidth,
+    sd: info.strideDepth,
+    sh: info.strideHeight,
+    sw: info.strideWidth,
+    pd: info.padInfo.front,
+    ph: info.padInfo.top,
+    pw: info.padInfo.left,
+  };
+}
+
+/** `y = conv3d(x, w)` on the GPU; output NDHWC [n, od, oh, ow, co]. */
+export function conv3dForward(
+  be: WebgpuBackendLike,
+  x: tf.TensorInfo,
+  w: tf.TensorInfo,
+  g: ConvGeometry,
+): tf.TensorInfo {
+  const out = newOutput(be, [g.n, g.od, g.oh, g.ow, g.co]);
+  const planeIn = g.h * g.w * g.ci, planeOut = g.oh * g.ow * g.co;
+  const ranges = (p: number): Range[] => {
+    const s = Math.floor(p / g.od), [lo, hi] = inputPlanes(g, p % g.od);
+    return [[p * planeOut, (p + 1) * planeOut], [
+      (s * g.d + lo) * planeIn,
+      (s * g.d + hi + 1) * planeIn,
+    ]];
+  };
+  const lim = bindingLimit(be.device), align = be.device.limits.minStorageBufferOffsetAlignment / 4;
+  const wb = wholeOf(be, w);
+  for (const [p0, p1] of planChunks(g.n * g.od, ranges, lim, align, "conv3d")) {
+    const ro = ranges(p0), rl = ranges(p1 - 1);
+    const ow = windowOf(be, out, ro[0]![0], rl[0]![1]);
+    const xw = windowOf(be, x, ro[1]![0], rl[1]![1]);
+    const rows = (p1 - p0) * g.oh * g.ow;
+    runGemm(
+      be,
+      "fwd",
+      g,
+      { M: rows, N: g.co, K: g.kd * g.kh * g.kw * g.ci, splits: 1 },
+      { out: ow.bound, a: xw.bound, b: wb.bound },
+      { row0: p0 * g.oh * g.ow, baseA: xw.base, baseO: ow.base },
+      [out, x, w],
+    );
+  }
+  return out;
+}
+
+/** `dx` of conv3d (also tfjs's conv3dTranspose): dy [n, od, oh, ow, co] -> [n, d, h, w, ci]. */
+export function conv3dBackpropInput(
+  be: WebgpuBackendLike,
+  dy: tf.TensorInfo,
+  w: tf.TensorInfo,
+  g: ConvGeometry,
+): tf.TensorInfo {
+  const out = newOutput(be, [g.n, g.d, g.h, g.w, g.ci]);
+  const planeIn = g.h * g.w * g.ci, planeOut = g.oh * g.ow * g.co;
+  const ranges = (p: number): Range[] => {
+    const s = Math.floor(p / g.d), [lo, hi] = outputPlanes(g, p % g.d);
+    return [[p * planeIn, (p + 1) * planeIn], [
+      (s * g.od + lo) * planeOut,
+      (s * g.od + hi + 1) * planeOut,
+    ]];
+  };
+  const lim = bindingLimit(be.device), align = be.device.limits.minStorageBufferOffsetAlignment / 4;
+  const wb = wholeOf(be, w);
+  for (const [p0, p1] of planChunks(g.n * g.d, ranges, lim, align, "conv3d dx")) {
+    const ro = ranges(p0), rl = ranges(p1 - 1);
+    const ow = windowOf(be, out, ro[0]![0], rl[0]![1]);
+    const dw = windowOf(be, dy, ro[1]![0], rl[1]![1]);
+    runGemm(
+      be,
+      "dx",
+      g,
+      { M: (p1 - p0) * g.h * g.w, N: g.ci, K: g.kd * g.kh * g.kw * g.co, splits: 1 },
+      { out: ow.bound, a: dw.bound, b: wb.bound },
+      { row0: p0 * g.h * g.w, baseA: dw.base, baseO: ow.base },
+      [out, dy, w],
+    );
+  }
+  return out;
+}
+
+/** Floats of dW partial tiles one range may hold (16 MiB). */
+const PARTIAL_BUDGET = 4 * 2 ** 20;
+
+/** K-splits of a dW range: enough workgroups for a GPU, partials within the budget. */
+export function dwSplits(m: number, n: number, k: number): number {
+  return Math.max(1, Math.min(256, Math.ceil(k / 1024), Math.floor(PARTIAL_BUDGET / (m * n))));
+}
+
+/** `dw` of conv3d: x [n, d, h, w, ci], dy [n, od, oh, ow, co] -> [kd, kh, kw, ci, co]. */
+export function conv3dBackpropFilter(
+  be: WebgpuBackendLike,
+  x: tf.TensorInfo,
+  dy: tf.TensorInfo,
+  g: ConvGeometry,
+): tf.TensorInfo {
+  const M = g.kd * g.kh * g.kw * g.ci, N = g.co;
+  const out = newOutput(be, [g.kd, g.kh, g.kw, g.ci, g.co]);
+  const planeIn = g.h * g.w * g.ci, planeOut = g.oh * g.ow * g.co;
+  const ranges = (p: number): Range[] => {
+    const s = Math.floor(p / g.od), [lo, hi] = inputPlanes(g, p % g.od);
+    return [[p * planeOut, (p + 1) * planeOut], [
+      (s * g.d + lo) * planeIn,
+      (s * g.d + hi + 1) * planeIn,
+    ]];
+  };
+  const lim = bindingLimit(be.device), align = be.device.limits.minStorageBufferOffsetAlignment / 4;
+  const chunks = planChunks(g.n * g.od, ranges, lim, align, "conv3d dw");
+  const maxRows = Math.max(...chunks.map(([a, b]) => (b - a) * g.oh * g.ow));
+  const splitsMax = Math.min(dwSplits(M, N, maxRows), Math.max(1, Math.floor(lim / 4 / (M * N))));
+  const part = scratch(be, splitsMax * M * N);
+  const partB = wholeOf(be, part).bound;
+  const outB = wholeOf(be, out).bound;
+  const red = kernel(
+    be.device,
+    "semiseg-conv-dw-reduce",
+    ["write", "read", "uniform"],
+    () => REDUCE_SHADER,
+  );
+  chunks.forEach(([p0, p1], ci) => {
+    const ro = ranges(p0), rl = ranges(p1 - 1);
+    const dyw = windowOf(be, dy, ro[0]![0], rl[0]![1]);
+    const xw = windowOf(be, x, ro[1]![0], rl[1]![1]);
+    const rows = (p1 - p0) * g.oh * g.ow;
+    const splits = Math.min(splitsMax, dwSplits(M, N, rows));
+    runGemm(
+      be,
+      "dw",
+      g,
+      { M, N, K: rows, splits },
+      { out: partB, a: xw.bound, b: dyw.bound },
+      { row0: p0 * g.oh * g.ow, baseA: xw.base, baseB: dyw.base, part0: 0 },
+      [part, x, dy],
+    );
+    const u = packUniforms([{ i: M * N }, { i: splits }, { i: ci === 0 ? 0 : 1 }, { i: 0 }]);
+    dispatch(be, red, [outB, partB], u, grid(be.device, Math.ceil((M * N) / 64)), [out, part]);
+  });
+  disposeScratch(be, part);
+  return out;
+}
+
+function attrsOf(args: GpuKernelArgs): { strides: number[]; pad: unknown; dilations: unknown } {
+  const a = args.attrs as Record<string, unknown>;
+  if (a["dataFormat"] !== undefined && a["dataFormat"] !== "NDHWC") {
+    return { strides: [0], pad: a["pad"], dilations: [2] }; // unsupported: fall back
+  }
+  return { strides: a["strides"] as number[], pad: a["pad"], dilations: a["dilations"] };
+}
+
+const isF32 = (...ts: (tf.TensorInfo | undefined)[]): boolean =>
+  ts.every((t) => t !== undefined && t.dtype === "float32" && sizeOf(t.shape) > 0);
+
+/** The three conv kernels by tfjs kernel name (null result: use tfjs's kernel). */
+export function conv3dKernels(): Record<string, GpuImpl> {
+  return {
+    Conv3D: (args) => {
+      const { x, filter } = args.inputs;
+      if (!isF32(x, filter)) return null;
+      const a = attrsOf(args);
+      const g = convGeometry(x!.shape, filter!.shape, a.strides, a.pad, a.dilations);
+      return g && conv3dForward(args.backend, x!, filter!, g);
+    },
+    Conv3DBackpropInputV2: (args) => {
+      const { dy, filter } = args.inputs;
+      if (!isF32(dy, filter)) return null;
+      const a = attrsOf(args);
+      const inShape = (args.attrs as Record<string, unknown>)["inputShape"] as number[];
+      const g = convGeometry(inShape, filter!.shape, a.strides, a.pad, a.dilations);
+      return g && conv3dBackpropInput(args.backend, dy!, filter!, g);
+    },
+    Conv3DBackpropFilterV2: (args) => {
+      const { x, dy } = args.inputs;
+      if (!isF32(x, dy)) return null;
+      const a = attrsOf(args);
+      const fShape = (args.attrs as Record<string, unknown>)["filterShape"] as number[];
+      const g = convGeometry(x!.shape, fShape, a.strides, a.pad, a.dilations);
+      return g && conv3dBackpropFilter(args.backend, x!, dy!, g);
+    },
+  };
+}

@@ -1,0 +1,176 @@
+/**
+ * Layout kernels for tfjs's `webgpu` backend. `Transpose` of any rank up to 8: tfjs-webgpu
+ * 4.22 stops at rank 6 ("GPU for rank 8 is not yet supported"), but the V-Net's 2x2x2
+ * transposed convolution is a matMul followed by a rank-8 depth-to-space transpose
+ * (`vnet.ts` `transposedConv2x`), so without this kernel no V-Net trains on webgpu.
+ * One invocation per output element; the element is copied as raw 32-bit words, so float32,
+ * int32 and bool (stored as int32 by tfjs-webgpu) all work. Rank 2 stays with tfjs's
+ * shared-memory transpose.
+ *
+ * `PadV2` of any rank up to 8, one invocation per output element: tfjs-webgpu 4.22's pad
+ * ignores the "after" amounts of the last axis (`pad(x, [.., [0, 1]])` returns the same as
+ * `[1, 0]`, measured on rank 4 and 5), and the gradient of every `slice` (the loss heads'
+ * class slice, MASSL's crops) is such a pad, so every gradient through a slice was wrong.
+ * @module
+ */
+import type * as tf from "@tensorflow/tfjs-core";
+import {
+  bindingLimit,
+  dispatch,
+  type GpuImpl,
+  grid,
+  kernel,
+  packUniforms,
+  sizeOf,
+  wholeOf,
+} from "./gpu.ts";
+
+const MAX_RANK = 8;
+
+const TRANSPOSE_SHADER = `
+struct U { shape: array<vec4<i32>, 2>, strides: array<vec4<i32>, 2>, size: i32, rank: i32 }
+@group(0) @binding(0) var<storage, read_write> O: array<u32>;
+@group(0) @binding(1) var<storage, read> X: array<u32>;
+@group(0) @binding(2) var<uniform> u: U;
+@compute @workgroup_size(64)
+fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nw: vec3<u32>,
+        @builtin(local_invocation_index) li: u32) {
+  let i = i32((wg.x + wg.y * nw.x) * 64u + li);
+  if (i >= u.size) { return; }
+  var rest = i;
+  var src = 0;
+  for (var j = u.rank - 1; j >= 0; j = j - 1) {
+    let dim = u.shape[j / 4][j % 4];
+    src = src + (rest % dim) * u.strides[j / 4][j % 4];
+    rest = rest / dim;
+  }
+  O[i] = X[src];
+}`;
+
+const PAD_SHADER = `
+struct U {
+  shape: array<vec4<i32>, 2>, before: array<vec4<i32>, 2>, inShape: array<vec4<i32>, 2>,
+  size: i32, rank: i32, value: u32,
+}
+@group(0) @binding(0) var<storage, read_write> O: array<u32>;
+@group(0) @binding(1) var<storage, read> X: array<u32>;
+@group(0) @binding(2) var<uniform> u: U;
+@compute @workgroup_size(64)
+fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nw: vec3<u32>,
+        @builtin(local_invocation_index) li: u32) {
+  let i = i32((wg.x + wg.y * nw.x) * 64u + li);
+  if (i >= u.size) { return; }
+  var rest = i;
+  var src = 0;
+  var stride = 1;
+  var inside = true;
+  for (var j = u.rank - 1; j >= 0; j = j - 1) {
+    let dim = u.shape[j / 4][j % 4];
+    let c = rest % dim - u.before[j / 4][j % 4];
+    let n = u.inShape[j / 4][j % 4];
+    if (c < 0 || c >= n) { inside = false; }
+    src = src + c * stride;
+    stride = stride * n;
+    rest = rest / dim;
+  }
+  if (inside) { O[i] = X[src]; } else { O[i] = u.value; }
+}`;
+
+/** Output shape and, per output axis, the input stride it walks, for `perm`. */
+export function transposePlan(
+  shape: readonly number[],
+  perm: readonly number[],
+): { outShape: number[]; strides: number[] } {
+  const inStrides = new Array<number>(shape.length);
+  let s = 1;
+  for (let j = shape.length - 1; j >= 0; j--) {
+    inStrides[j] = s;
+    s *= shape[j]!;
+  }
+  return { outShape: perm.map((p) => shape[p]!), strides: perm.map((p) => inStrides[p]!) };
+}
+
+/** `a` extended with 1s to {@link MAX_RANK} entries (uniform arrays are fixed-size). */
+function padTo8(a: readonly number[]): number[] {
+  return [...a, ...new Array<number>(MAX_RANK - a.length).fill(1)];
+}
+
+/** The layout kernels by tfjs kernel name (null result: use tfjs's kernel). */
+export function layoutKernels(): Record<string, GpuImpl> {
+  return {
+    PadV2: (args) => {
+      const x = args.inputs["x"] as tf.TensorInfo | undefined;
+      const a = args.attrs as Record<string, unknown>;
+      const paddings = a["paddings"] as [number, number][];
+      const value = Number(a["constantValue"] ?? 0);
+      if (!x || x.shape.length > MAX_RANK || sizeOf(x.shape) === 0) return null;
+      if (x.dtype !== "float32" && x.dtype !== "int32") return null;
+      const be = args.backend;
+      const outShape = x.shape.map((d, j) => d + paddings[j]![0] + paddings[j]![1]);
+      const n = sizeOf(outShape);
+      if (n * 4 > bindingLimit(be.device)) return null;
+      const out = be.makeTensorInfo(outShape, x.dtype);
+      be.uploadToGPU(out.dataId);
+      const bits = new DataView(new ArrayBuffer(4));
+      if (x.dtype === "float32") bits.setFloat32(0, value, true);
+      else bits.setInt32(0, value, true);
+      const u = packUniforms([
+        ...padTo8(outShape).map((i) => ({ i })),
+        ...padTo8(paddings.map((p) => p[0])).map((i) => ({ i })),
+        ...padTo8(x.shape).map((i) => ({ i })),
+        { i: n },
+        { i: x.shape.length },
+        { i: bits.getInt32(0, true) },
+      ]);
+      const k = kernel(be.device, "semiseg-pad", ["write", "read", "uniform"], () => PAD_SHADER);
+      dispatch(
+        be,
+        k,
+        [wholeOf(be, out).bound, wholeOf(be, x).bound],
+        u,
+        grid(
+          be.device,
+          Math.ceil(n / 64),
+        ),
+        [out, x],
+      );
+      return out;
+    },
+    Transpose: (args) => {
+      const x = args.inputs["x"] as tf.TensorInfo | undefined;
+      const perm = (args.attrs as Record<string, unknown>)["perm"] as number[];
+      if (!x || x.shape.length < 3 || x.shape.length > MAX_RANK) return null;
+      if (!["float32", "int32", "bool"].includes(x.dtype)) return null;
+      const be = args.backend;
+      const n = sizeOf(x.shape);
+      if (n === 0 || n * 4 > bindingLimit(be.device)) return null;
+      const { outShape, strides } = transposePlan(x.shape, perm);
+      const out = be.makeTensorInfo(outShape, x.dtype);
+      be.uploadToGPU(out.dataId);
+      const u = packUniforms([
+        ...padTo8(outShape).map((i) => ({ i })),
+        ...padTo8(strides).map((i) => ({ i })),
+        { i: n },
+        { i: x.shape.length },
+      ]);
+      const k = kernel(
+        be.device,
+        "semiseg-transpose",
+        ["write", "read", "uniform"],
+        () => TRANSPOSE_SHADER,
+      );
+      dispatch(
+        be,
+        k,
+        [wholeOf(be, out).bound, wholeOf(be, x).bound],
+        u,
+        grid(
+          be.device,
+          Math.ceil(n / 64),
+        ),
+        [out, x],
+      );
+      return out;
+    },
+  };
+}
