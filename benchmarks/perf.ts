@@ -1,15 +1,20 @@
 /**
  * `deno task perf`: wall-clock of one V-Net training step (forward, 0.5*(CE+Dice), backward,
  * SGD momentum 0.9 / wd 1e-4) on the tfjs cpu backend, with the oneDNN native kernels
- * (`cpu`) and optionally pure JS (`cpu-js`); median of N timed steps after warm-up, GFLOP/s
- * from an analytic conv FLOP count, the PyTorch CPU time of the same step
- * (`shared/perf/torch_vnet.py`, when python3 with torch is installed) and their ratio, a
- * per-kernel `tf.profile` of one step, and an optional memory-growth check.
+ * (`cpu`), optionally pure JS (`cpu-js`), and on `webgpu` with the project's WGSL kernels;
+ * median of N timed steps after warm-up, GFLOP/s from an analytic conv FLOP count, the PyTorch
+ * CPU time of the same step (`shared/perf/torch_vnet.py`, when python3 with torch is
+ * installed) and their ratio, a per-kernel `tf.profile` of one step, and an optional
+ * memory-growth check. The webgpu line ends with `max rel loss diff vs cpu X` (same seeds,
+ * data and dropout masks over the timed steps); when webgpu is timed and PyTorch sees CUDA,
+ * the comparator also runs on the GPU with TF32 off and on, and both ratios are printed.
  *
  * Flags: `--shapes 32x32x32,64x64x48` (D x H x W) `--batch 2` `--full` (adds the LA training
  * step, 112x112x80 batch 4) `--runs 5` `--warmup 1`
- * `--backends cpu,cpu-js` (cpu-js is slow: ~20 s per 32^3 step) `--js-max-voxels 40000`
- * (skip cpu-js above this many voxels per sample) `--no-torch` `--no-profile`
+ * `--backends cpu,cpu-js,webgpu` (default cpu,cpu-js; cpu-js is slow: ~20 s per 32^3 step;
+ * webgpu on a software adapter needs SEMISEG_WEBGPU_SOFTWARE=1) `--js-max-voxels 40000`
+ * (skip cpu-js above this many voxels per sample) `--no-torch` `--torch-device auto|cpu|cuda`
+ * (auto: CUDA comparator too when webgpu is timed) `--nf 16` `--no-profile`
  * `--mem-steps 0` (steps of the memory check; 200 for the acceptance check) `--json FILE`
  * `--threads N` (oneDNN and PyTorch threads; default $OMP_NUM_THREADS or 2).
  * Timings on a shared 2-core VM are noisy: compare medians only.
@@ -27,6 +32,10 @@ function say(line: string): void {
   Deno.stdout.writeSync(enc.encode(line + "\n"));
 }
 
+/** Backends perf can time. */
+export type PerfBackend = "cpu" | "cpu-js" | "webgpu";
+const PERF_BACKENDS: readonly PerfBackend[] = ["cpu", "cpu-js", "webgpu"];
+
 /** Command-line options of the perf task. */
 export interface PerfOptions {
   shapes: [number, number, number][];
@@ -35,9 +44,11 @@ export interface PerfOptions {
   batch: number;
   runs: number;
   warmup: number;
-  backends: ("cpu" | "cpu-js")[];
+  backends: PerfBackend[];
   jsMaxVoxels: number;
   torch: boolean;
+  /** PyTorch comparator device: cpu, cuda, or auto (cuda too when webgpu is timed and CUDA works). */
+  torchDevice: "cpu" | "cuda" | "auto";
   profile: boolean;
   memSteps: number;
   json: string | null;
@@ -56,6 +67,7 @@ export function parseArgs(args: string[]): PerfOptions {
     backends: ["cpu", "cpu-js"],
     jsMaxVoxels: 40000,
     torch: true,
+    torchDevice: "auto",
     profile: true,
     memSteps: 0,
     json: null,
@@ -84,12 +96,24 @@ export function parseArgs(args: string[]): PerfOptions {
     else if (a === "--threads") o.threads = Number(v());
     else if (a === "--backends") {
       o.backends = v().split(",").map((b) => {
-        if (b !== "cpu" && b !== "cpu-js") throw new Error(`--backends: '${b}' (cpu, cpu-js)`);
-        return b;
+        if (!(PERF_BACKENDS as readonly string[]).includes(b)) {
+          throw new Error(
+            `--backends: unknown backend '${b}' (expected ${PERF_BACKENDS.join(", ")})`,
+          );
+        }
+        return b as PerfBackend;
       });
+      // cpu first: the webgpu line compares its losses with cpu's over the same steps.
+      o.backends.sort((a, b) => PERF_BACKENDS.indexOf(a) - PERF_BACKENDS.indexOf(b));
     } else if (a === "--js-max-voxels") o.jsMaxVoxels = Number(v());
     else if (a === "--no-torch") o.torch = false;
-    else if (a === "--full") o.full = true;
+    else if (a === "--torch-device") {
+      const d = v();
+      if (d !== "cpu" && d !== "cuda" && d !== "auto") {
+        throw new Error(`--torch-device: '${d}' (expected cpu, cuda or auto)`);
+      }
+      o.torchDevice = d;
+    } else if (a === "--full") o.full = true;
     else if (a === "--no-profile") o.profile = false;
     else if (a === "--mem-steps") o.memSteps = Number(v());
     else if (a === "--json") o.json = v();
@@ -276,6 +300,8 @@ async function findTorchPython(): Promise<string | null> {
 async function torchStep(
   shape: [number, number, number],
   o: PerfOptions,
+  device: "cpu" | "cuda",
+  tf32: "on" | "off",
 ): Promise<{ medianS: number; runsS: number[]; torch: string } | string> {
   const script = new URL("../../shared/perf/torch_vnet.py", import.meta.url).pathname;
   try {
@@ -287,6 +313,7 @@ async function torchStep(
   if (python === null) return "no python3 with torch (apt-get install python3-torch)";
   const args = [script, "step", "--patch", ...shape.map(String), "--batch", String(o.batch)];
   args.push("--runs", String(o.runs), "--threads", String(o.threads), "--nf", String(o.nFilters));
+  if (device === "cuda") args.push("--device", "cuda", "--tf32", tf32);
   try {
     const out = await new Deno.Command(python, { args, stdout: "piped", stderr: "piped" })
       .output();
@@ -304,8 +331,18 @@ async function torchStep(
 
 const fmt = (x: number, d = 3) => x.toFixed(d);
 
-async function main(): Promise<void> {
-  const o = parseArgs(Deno.args);
+/** max_i |a_i - b_i| / |b_i| over the steps both ran (the same seeds, data and dropout masks). */
+export function maxRelLossDiff(a: readonly number[], b: readonly number[]): number {
+  let m = 0;
+  for (let i = 0; i < Math.min(a.length, b.length); i++) {
+    m = Math.max(m, Math.abs(a[i]! - b[i]!) / Math.max(Math.abs(b[i]!), 1e-12));
+  }
+  return m;
+}
+
+/** Entry point (also `semiseg perf` of the compiled executable, benchmarks/compiled_main.ts). */
+export async function main(args: string[] = Deno.args): Promise<void> {
+  const o = parseArgs(args);
   // libgomp reads this when oneDNN is dlopen'ed (first initBackend("cpu")), so set it first.
   Deno.env.set("OMP_NUM_THREADS", String(o.threads));
   say(`threads: ${o.threads} (oneDNN via OMP_NUM_THREADS, PyTorch via set_num_threads)`);
@@ -324,39 +361,53 @@ async function main(): Promise<void> {
     );
     const row: Record<string, unknown> = { shape: [batch, ...shape, 1], gflop: fl.step / 1e9 };
     const times: Record<string, number> = {};
+    const losses: Record<string, number[]> = {};
     for (const b of o.backends) {
       const vox = shape[0] * shape[1] * shape[2];
       if (b === "cpu-js" && vox > o.jsMaxVoxels) {
         say(`  cpu-js: skipped (${vox} voxels > --js-max-voxels ${o.jsMaxVoxels})`);
         continue;
       }
-      prov = await initBackend(b);
+      try {
+        prov = await initBackend(b);
+      } catch (e) {
+        say(`  ${b}: skipped (${e instanceof Error ? e.message.split("\n")[0] : String(e)})`);
+        continue;
+      }
       const tr = new Trainer(shape, batch, o.nFilters);
       try {
         const t = await timeSteps(tr, ob, b, shape);
         times[b] = t.medianS;
-        row[b] = { ...t, native: prov.details["nativeKernels"] ?? "none" };
+        losses[b] = t.losses;
+        const kernels = b === "webgpu"
+          ? `adapter: ${prov.details["adapter"] ?? "?"}`
+          : `native: ${prov.details["nativeKernels"] ?? "none"}`;
+        row[b] = { ...t, native: prov.details["nativeKernels"] ?? "none", device: prov.device };
+        const diff = b === "webgpu" && losses["cpu"] !== undefined
+          ? `; max rel loss diff vs cpu ${maxRelLossDiff(t.losses, losses["cpu"]).toExponential(2)}`
+          : "";
         say(
           `  ${b.padEnd(6)} median ${fmt(t.medianS)} s over ${o.runs} (runs ${
             t.runsS.map((r) => fmt(r, 2)).join(", ")
-          }; warm-up ${o.warmup}) = ${fmt(t.gflops, 1)} GFLOP/s; native: ${
-            prov.details["nativeKernels"] ?? "none"
-          }; losses ${t.losses.map((l) => fmt(l, 4)).join(" ")}`,
+          }; warm-up ${o.warmup}) = ${fmt(t.gflops, 1)} GFLOP/s; ${kernels}; losses ${
+            t.losses.map((l) => fmt(l, 4)).join(" ")
+          }${diff}`,
         );
-        if (o.profile && b === "cpu") {
+        if (o.profile && b !== "cpu-js") {
           const prof = await profileStep(tr);
           const total = prof.reduce((s, k) => s + k.ms, 0);
           say(`  profile (${b}, one step, kernel time ${fmt(total / 1000)} s):`);
           for (const k of prof.slice(0, 14)) {
             say(`    ${k.name.padEnd(24)} ${fmt(k.ms, 1).padStart(9)} ms  x${k.n}`);
           }
-          row["profile"] = prof;
+          row[`profile_${b}`] = prof;
+          if (b === "cpu") row["profile"] = prof;
         }
-        if (o.memSteps > 0 && b === "cpu") {
+        if (o.memSteps > 0 && b !== "cpu-js") {
           const m = await memCheck(tr, o.memSteps);
-          row["memory"] = m;
+          row[b === "cpu" ? "memory" : `memory_${b}`] = m;
           say(
-            `  memory over ${m["steps"]} steps: tensors ${m["tensorsBefore"]} -> ${
+            `  memory (${b}) over ${m["steps"]} steps: tensors ${m["tensorsBefore"]} -> ${
               m["tensorsAfter"]
             }, tfjs bytes ${m["bytesBefore"]} -> ${m["bytesAfter"]}, RSS ${
               fmt(m["rssStartMiB"]!, 0)
@@ -371,7 +422,7 @@ async function main(): Promise<void> {
       say(`  native speed-up over pure JS: ${fmt(times["cpu-js"] / times["cpu"], 1)}x`);
     }
     if (o.torch) {
-      const t = await torchStep(shape, ob);
+      const t = await torchStep(shape, ob, "cpu", "off");
       if (typeof t === "string") say(`  pytorch: skipped (${t})`);
       else {
         row["torch"] = t;
@@ -384,6 +435,30 @@ async function main(): Promise<void> {
           say(`  ratio tfjs-cpu+oneDNN / pytorch = ${fmt(times["cpu"] / t.medianS, 2)}x`);
         }
       }
+      const wantCuda = o.torchDevice === "cuda" ||
+        (o.torchDevice === "auto" && times["webgpu"] !== undefined);
+      if (wantCuda) {
+        for (const tf32 of ["off", "on"] as const) {
+          const c = await torchStep(shape, ob, "cuda", tf32);
+          if (typeof c === "string") {
+            say(`  pytorch cuda (tf32 ${tf32}): skipped (${c})`);
+            break;
+          }
+          row[`torch_cuda_tf32_${tf32}`] = c;
+          say(
+            `  pytorch ${c.torch} cuda tf32 ${tf32} median ${fmt(c.medianS, 4)} s (runs ${
+              c.runsS.map((r) => fmt(r, 4)).join(", ")
+            }) = ${fmt(fl.step / c.medianS / 1e9, 1)} GFLOP/s`,
+          );
+          if (times["webgpu"] !== undefined) {
+            say(
+              `  ratio tfjs-webgpu / pytorch-cuda (tf32 ${tf32}) = ${
+                fmt(times["webgpu"] / c.medianS, 2)
+              }x`,
+            );
+          }
+        }
+      }
     }
     report.push(row);
   }
@@ -392,4 +467,14 @@ async function main(): Promise<void> {
   }
 }
 
-if (import.meta.main) await main();
+if (import.meta.main) {
+  try {
+    await main();
+  } catch (e) {
+    // Bad flags and unavailable back-ends: one line, no stack trace.
+    Deno.stderr.writeSync(
+      new TextEncoder().encode(`perf: ${e instanceof Error ? e.message.split("\n")[0] : e}\n`),
+    );
+    Deno.exit(2);
+  }
+}

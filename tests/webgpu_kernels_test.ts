@@ -4,7 +4,7 @@
  * transposed conv, fused BatchNorm+ReLU / InstanceNorm+LeakyReLU forward and backward, the SGD
  * update, rank-8 Transpose, PadV2, and the same with the storage-binding limit lowered below
  * the tensors' sizes (the split-dispatch path). Tolerance: max relative difference 1e-4.
- * Runs on the software adapter here and in CI (SEMISEG_WEBGPU_SOFTWARE=1).
+ * Runs on the software adapter here and in CI (allowed for tests by `webgpu_util.ts`).
  */
 import assert from "node:assert/strict";
 import * as tf from "@tensorflow/tfjs-core";
@@ -40,6 +40,8 @@ const CONV_CASES: ConvCase[] = [
   { x: [3, 7, 9, 5, 33], w: [3, 3, 3, 33, 17], stride: 2, pad: "same" }, // stride 2 + padding
   { x: [2, 4, 4, 4, 16], w: [1, 1, 1, 16, 2], stride: 1, pad: "valid" }, // 1x1x1 head
   { x: [1, 5, 6, 4, 1], w: [3, 3, 3, 1, 16], stride: 1, pad: "same" }, // first V-Net layer
+  { x: [2, 6, 5, 7, 32], w: [3, 3, 3, 32, 16], stride: 1, pad: "same" }, // channel-aligned
+  { x: [2, 6, 4, 6, 16], w: [2, 2, 2, 16, 32], stride: 2, pad: "valid" }, // aligned, stride 2
 ];
 
 /** y, dx, dw of `sum(conv3d(x, w) * r)` for a fixed random r. */
@@ -256,6 +258,48 @@ Deno.test({
     ["transpose", "pad", "slice gradient", "int32 pad"].forEach((what, j) => {
       assert.equal(maxRel(gpu[j]!, ref[j]!), 0, what);
     });
+  },
+});
+
+Deno.test({
+  name: "webgpu reductions and softmax: Sum/Mean/Max over contiguous axes, softmax, log-softmax",
+  ignore: missing !== null,
+  async fn() {
+    const v = rand(3 * 17 * 9 * 5 * 2, 8, 2);
+    const big = rand(70001, 9);
+    const before = webgpuCallCounts();
+    const { ref, gpu } = await onBoth(() => {
+      const x = tf.tensor5d(v, [3, 17, 9, 5, 2]);
+      const b = tf.tensor1d(big);
+      return [
+        tf.sum(x), // whole tensor, two passes (R > 256)
+        tf.sum(x, [0, 1, 2, 3]), // leading axes: a bias gradient
+        tf.mean(x, [1, 2], true), // middle axes, keepDims
+        tf.max(x, -1), // last axis, one pass
+        tf.mean(b), // 70001 values: 274 blocks
+        tf.max(b),
+        tf.softmax(x),
+        tf.logSoftmax(x),
+      ];
+    });
+    [
+      "sum all",
+      "sum leading",
+      "mean middle",
+      "max last",
+      "mean 70001",
+      "max 70001",
+      "softmax",
+      "logSoftmax",
+    ]
+      .forEach((what, j) => {
+        const e = maxRel(gpu[j]!, ref[j]!);
+        assert.ok(e <= TOL, `${what}: max rel diff ${e}`);
+      });
+    const after = webgpuCallCounts();
+    for (const k of ["Sum", "Mean", "Max", "Softmax"]) {
+      assert.ok((after[k] ?? 0) > (before[k] ?? 0), `${k} served by the WGSL kernel`);
+    }
   },
 });
 

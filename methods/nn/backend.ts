@@ -52,6 +52,12 @@ export interface InitOptions {
   inferenceOnly?: boolean;
   /** Where fallback notices go (default: stderr). */
   notice?: (line: string) => void;
+  /**
+   * Accept a software WebGPU adapter for an explicit `webgpu` choice, as
+   * SEMISEG_WEBGPU_SOFTWARE=1 does (tests: an option, not a process-wide variable that
+   * would reach other tests' `auto`).
+   */
+  allowSoftwareWebgpu?: boolean;
 }
 
 const INSTALL_NODE_GPU =
@@ -105,8 +111,8 @@ async function tryNode(gpu: boolean): Promise<string> {
   return gpu ? "node-gpu" : "node";
 }
 
-async function tryWebgpu(): Promise<string> {
-  const info = await openWebgpu();
+async function tryWebgpu(allowSoftware = false): Promise<string> {
+  const info = await openWebgpu({ allowSoftware });
   if (!(await tf.setBackend("webgpu"))) throw new Error("tfjs webgpu backend did not initialise");
   const kernels = installWebgpuKernels();
   webgpuDetail = {
@@ -164,7 +170,7 @@ export async function initBackend(
   const attempts: Record<Exclude<BackendChoice, "auto">, () => Promise<string>> = {
     "node-gpu": () => tryNode(true),
     node: () => tryNode(false),
-    webgpu: tryWebgpu,
+    webgpu: () => tryWebgpu(choice === "webgpu" && opts.allowSoftwareWebgpu === true),
     wasm: tryWasm,
     cpu: () => tryCpu(notice),
     "cpu-js": tryCpuJs,

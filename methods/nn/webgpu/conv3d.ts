@@ -19,7 +19,12 @@
  * are deterministic). dW splits K over `gridZ` workgroups (its M x N is tiny next to K: 27 x 16
  * against 2x32^3 for the first layer) into partial tiles that a second kernel sums in order.
  * The transposed convolution of tfjs (`conv3dTranspose`) is `Conv3DBackpropInputV2` and runs
- * through the dX kernel.
+ * through the dX kernel. Rows of the output tile are decoded into (sample, z, y, x) once per
+ * workgroup (workgroup memory), so the K loop does no integer division; with Ci (forward) or
+ * Co (dX) a multiple of 16 a K tile is one filter tap and 16 consecutive channels, read by
+ * consecutive invocations (coalesced). dX of a conv whose taps do not overlap (kernel ==
+ * stride, no padding: the V-Net's down convs) runs one GEMM per tap instead of multiplying
+ * 7 of 8 taps by zero.
  *
  * Large tensors: dispatches are split over (sample, depth plane) ranges whose input and output
  * windows each fit the binding limit (`gpu.ts`); dW accumulates the ranges in order.
@@ -47,8 +52,12 @@ import {
   windowOf,
 } from "./gpu.ts";
 
-/** The three GEMM forms of a convolution. */
-export type ConvOp = "fwd" | "dx" | "dw";
+/**
+ * The GEMM forms of a convolution: forward, dX, dX of a non-overlapping conv done one filter
+ * tap at a time (`dxt`: kernel == stride, no padding, as the V-Net's 2x2x2 stride-2 down
+ * convs; the generic dX would multiply 7 of 8 taps by zero there), and dW.
+ */
+export type ConvOp = "fwd" | "dx" | "dxt" | "dw";
 
 /** Geometry of one 3D convolution (stride, front padding; dilation 1). */
 export interface ConvGeometry {
@@ -104,67 +113,181 @@ const UNIFORM_FIELDS = [
   "part0",
   "tilesM",
   "tilesN",
+  "tapZ",
+  "tapY",
+  "tapX",
 ] as const;
 
-/** WGSL of A's gather for each op (x patch, dy patch, or x patch indexed by a dy row). */
-const LOAD_A: Record<ConvOp, string> = {
+/**
+ * Per-op WGSL: `rowOf(r)` decodes a GEMM row into the (sample, z, y, x) its gather starts from
+ * (stored once per workgroup in `rows`, so the K loop does no division); `loadA` / `loadB`
+ * read one element; `store` writes one result.
+ *
+ * - fwd: row = output voxel, start = (s, oz sd - pd, oy sh - ph, ox sw - pw); k = (tap, ci).
+ * - dx:  row = input voxel, start = (s, z + pd, y + ph, x + pw); the tap's output voxel is
+ *   (start - tap) / stride when divisible; k = (tap, co).
+ * - dxt: row = output voxel; k = co; the store scatters to input voxel o * stride + tap.
+ * - dw:  row (along K) = output voxel as in fwd; m = (tap, ci).
+ */
+const OPS: Record<ConvOp, string> = {
   fwd: `
-fn loadA(m: i32, k: i32) -> f32 {
-  let r = u.row0 + m;
+fn rowOf(r: i32) -> vec4<i32> {
   let ox = r % u.ow; let r1 = r / u.ow; let oy = r1 % u.oh; let r2 = r1 / u.oh;
-  let oz = r2 % u.od; let s = r2 / u.od;
-  let c = k % u.ci; let q = k / u.ci; let kx = q % u.kw; let q2 = q / u.kw;
-  let ky = q2 % u.kh; let kz = q2 / u.kh;
-  let z = oz * u.sd - u.pd + kz; let y = oy * u.sh - u.ph + ky; let x = ox * u.sw - u.pw + kx;
-  if (z < 0 || z >= u.d || y < 0 || y >= u.h || x < 0 || x >= u.w) { return 0.0; }
-  return A[(((s * u.d + z) * u.h + y) * u.w + x) * u.ci + c - u.baseA];
-}`,
+  return vec4<i32>(r2 / u.od, (r2 % u.od) * u.sd - u.pd, oy * u.sh - u.ph, ox * u.sw - u.pw);
+}
+fn gather(p: vec4<i32>, kz: i32, ky: i32, kx: i32, c: i32) -> f32 {
+  let z = p.y + kz; let y = p.z + ky; let x = p.w + kx;
+  if (p.x < 0 || z < 0 || z >= u.d || y < 0 || y >= u.h || x < 0 || x >= u.w) { return 0.0; }
+  return A[(((p.x * u.d + z) * u.h + y) * u.w + x) * u.ci + c - u.baseA];
+}
+fn chans() -> i32 { return u.ci; }
+fn loadB(tap: i32, c: i32, n: i32) -> f32 { return B[(tap * u.ci + c) * u.co + n]; }
+fn store(m: i32, n: i32, z: i32, v: f32) { O[(u.row0 + m) * u.co + n - u.baseO] = v; }`,
   dx: `
-fn loadA(m: i32, k: i32) -> f32 {
-  let r = u.row0 + m;
+fn rowOf(r: i32) -> vec4<i32> {
   let x = r % u.w; let r1 = r / u.w; let y = r1 % u.h; let r2 = r1 / u.h;
-  let z = r2 % u.d; let s = r2 / u.d;
-  let c = k % u.co; let q = k / u.co; let kx = q % u.kw; let q2 = q / u.kw;
-  let ky = q2 % u.kh; let kz = q2 / u.kh;
-  let tz = z + u.pd - kz; let ty = y + u.ph - ky; let tx = x + u.pw - kx;
-  if (tz < 0 || ty < 0 || tx < 0) { return 0.0; }
+  return vec4<i32>(r2 / u.d, (r2 % u.d) + u.pd, y + u.ph, x + u.pw);
+}
+fn gather(p: vec4<i32>, kz: i32, ky: i32, kx: i32, c: i32) -> f32 {
+  let tz = p.y - kz; let ty = p.z - ky; let tx = p.w - kx;
+  if (p.x < 0 || tz < 0 || ty < 0 || tx < 0) { return 0.0; }
   if (tz % u.sd != 0 || ty % u.sh != 0 || tx % u.sw != 0) { return 0.0; }
   let oz = tz / u.sd; let oy = ty / u.sh; let ox = tx / u.sw;
   if (oz >= u.od || oy >= u.oh || ox >= u.ow) { return 0.0; }
-  return A[(((s * u.od + oz) * u.oh + oy) * u.ow + ox) * u.co + c - u.baseA];
-}`,
-  dw: `
-fn loadA(m: i32, k: i32) -> f32 {
-  let r = u.row0 + k;
-  let ox = r % u.ow; let r1 = r / u.ow; let oy = r1 % u.oh; let r2 = r1 / u.oh;
-  let oz = r2 % u.od; let s = r2 / u.od;
-  let c = m % u.ci; let q = m / u.ci; let kx = q % u.kw; let q2 = q / u.kw;
-  let ky = q2 % u.kh; let kz = q2 / u.kh;
-  let z = oz * u.sd - u.pd + kz; let y = oy * u.sh - u.ph + ky; let x = ox * u.sw - u.pw + kx;
-  if (z < 0 || z >= u.d || y < 0 || y >= u.h || x < 0 || x >= u.w) { return 0.0; }
-  return A[(((s * u.d + z) * u.h + y) * u.w + x) * u.ci + c - u.baseA];
-}`,
-};
-
-/** WGSL of B's read (filter, transposed filter, or dy rows) and of the tile store. */
-const LOAD_B_STORE: Record<ConvOp, string> = {
-  fwd: `
-fn loadB(k: i32, n: i32) -> f32 { return B[k * u.co + n]; }
-fn store(m: i32, n: i32, z: i32, v: f32) { O[(u.row0 + m) * u.co + n - u.baseO] = v; }`,
-  dx: `
-fn loadB(k: i32, n: i32) -> f32 {
-  let c = k % u.co; let q = k / u.co;
-  return B[(q * u.ci + n) * u.co + c];
+  return A[(((p.x * u.od + oz) * u.oh + oy) * u.ow + ox) * u.co + c - u.baseA];
 }
+fn chans() -> i32 { return u.co; }
+fn loadB(tap: i32, c: i32, n: i32) -> f32 { return B[(tap * u.ci + n) * u.co + c]; }
 fn store(m: i32, n: i32, z: i32, v: f32) { O[(u.row0 + m) * u.ci + n - u.baseO] = v; }`,
+  dxt: `
+fn rowOf(r: i32) -> vec4<i32> {
+  let ox = r % u.ow; let r1 = r / u.ow; let oy = r1 % u.oh; let r2 = r1 / u.oh;
+  return vec4<i32>(r2 / u.od, (r2 % u.od) * u.sd + u.tapZ, oy * u.sh + u.tapY, ox * u.sw + u.tapX);
+}
+fn gather(p: vec4<i32>, kz: i32, ky: i32, kx: i32, c: i32) -> f32 { return 0.0; }
+fn chans() -> i32 { return u.co; }
+fn loadB(tap: i32, c: i32, n: i32) -> f32 {
+  let t = (u.tapZ * u.kh + u.tapY) * u.kw + u.tapX;
+  return B[(t * u.ci + n) * u.co + c];
+}
+fn store(m: i32, n: i32, z: i32, v: f32) {
+  let p = rows[m - m0g];
+  O[(((p.x * u.d + p.y) * u.h + p.z) * u.w + p.w) * u.ci + n - u.baseO] = v;
+}`,
   dw: `
-fn loadB(k: i32, n: i32) -> f32 { return B[(u.row0 + k) * u.co + n - u.baseB]; }
+fn rowOf(r: i32) -> vec4<i32> {
+  let ox = r % u.ow; let r1 = r / u.ow; let oy = r1 % u.oh; let r2 = r1 / u.oh;
+  return vec4<i32>(r2 / u.od, (r2 % u.od) * u.sd - u.pd, oy * u.sh - u.ph, ox * u.sw - u.pw);
+}
+fn gather(p: vec4<i32>, kz: i32, ky: i32, kx: i32, c: i32) -> f32 {
+  let z = p.y + kz; let y = p.z + ky; let x = p.w + kx;
+  if (p.x < 0 || z < 0 || z >= u.d || y < 0 || y >= u.h || x < 0 || x >= u.w) { return 0.0; }
+  return A[(((p.x * u.d + z) * u.h + y) * u.w + x) * u.ci + c - u.baseA];
+}
+fn chans() -> i32 { return u.ci; }
+fn loadB(tap: i32, c: i32, n: i32) -> f32 { return 0.0; }
 fn store(m: i32, n: i32, z: i32, v: f32) { O[((u.part0 + z) * u.M + m) * u.N + n] = v; }`,
 };
 
-/** The tiled GEMM shader of `op` with a TM x TN output tile. */
-export function gemmShader(op: ConvOp, tm: number, tn: number): string {
+/** True when the channel-aligned loads apply: K tiles of one tap and TK channels. */
+export function channelAligned(op: ConvOp, g: ConvGeometry): boolean {
+  return ((op === "fwd" && g.ci % TK === 0) || (op === "dx" && g.co % TK === 0));
+}
+
+/**
+ * The loads of one K tile into `As` [TK][TM] and `Bs` [TK][TN].
+ * - aligned fwd/dx: the tile is one tap (decoded once) and TK consecutive channels; k is the
+ *   fastest index of consecutive invocations, so they read consecutive channels (coalesced);
+ * - generic fwd/dx: k = (tap, channel) decoded per element (first layer: Ci = 1; the 1x1x1
+ *   heads: Co = 2);
+ * - dxt: A is dy itself (row-major [M, Co]), B the tap's filter slice;
+ * - dw: rows run along K: the tile's TK row starts are decoded into `krows` first; each
+ *   invocation's m (tap, ci) is fixed and decoded once before the loop.
+ */
+function tileLoads(op: ConvOp, aligned: boolean): string {
+  const bLoad = `
+    for (var i = t; i < TK * TN; i = i + NT) {
+      let kk = i % TK; let nn = i / TK;
+      var v = 0.0;
+      if (n0 + nn < u.N && k0 + kk < kEnd) { v = LOADB; }
+      Bs[kk * TN + nn] = v;
+    }`;
+  if (op === "dw") {
+    return `
+    if (t < TK) {
+      var p = vec4<i32>(-1, 0, 0, 0);
+      if (k0 + t < kEnd) { p = rowOf(u.row0 + k0 + t); }
+      krows[t] = p;
+    }
+    workgroupBarrier();
+    for (var i = t; i < TK * TM; i = i + NT) {
+      let kk = i / TM;
+      var v = 0.0;
+      if (mOk && k0 + kk < kEnd) { v = gather(krows[kk], mz, my, mx, mc); }
+      As[i] = v;
+    }
+    for (var i = t; i < TK * TN; i = i + NT) {
+      let nn = i % TN; let kk = i / TN;
+      var v = 0.0;
+      if (n0 + nn < u.N && k0 + kk < kEnd) { v = B[(u.row0 + k0 + kk) * u.co + n0 + nn - u.baseB]; }
+      Bs[i] = v;
+    }`;
+  }
+  if (op === "dxt") {
+    return `
+    for (var i = t; i < TK * TM; i = i + NT) {
+      let kk = i % TK; let mm = i / TK;
+      var v = 0.0;
+      if (m0 + mm < u.M && k0 + kk < kEnd) { v = A[(u.row0 + m0 + mm) * u.co + k0 + kk - u.baseA]; }
+      As[kk * TM + mm] = v;
+    }${bLoad.replace("LOADB", "loadB(0, k0 + kk, n0 + nn)")}`;
+  }
+  if (aligned) {
+    return `
+    let tap = k0 / chans(); let c0 = k0 % chans();
+    let kx = tap % u.kw; let kq = tap / u.kw; let ky = kq % u.kh; let kz = kq / u.kh;
+    for (var i = t; i < TK * TM; i = i + NT) {
+      let kk = i % TK; let mm = i / TK;
+      As[kk * TM + mm] = gather(rows[mm], kz, ky, kx, c0 + kk);
+    }${bLoad.replace("LOADB", "loadB(tap, c0 + kk, n0 + nn)")}`;
+  }
+  return `
+    for (var i = t; i < TK * TM; i = i + NT) {
+      let mm = i % TM; let k = k0 + i / TM;
+      var v = 0.0;
+      if (k < kEnd) {
+        let c = k % chans(); let tap = k / chans();
+        let kx = tap % u.kw; let kq = tap / u.kw;
+        v = gather(rows[mm], kq / u.kh, kq % u.kh, kx, c);
+      }
+      As[i] = v;
+    }
+    for (var i = t; i < TK * TN; i = i + NT) {
+      let nn = i % TN; let k = k0 + i / TN;
+      var v = 0.0;
+      if (n0 + nn < u.N && k < kEnd) { v = loadB(k / chans(), k % chans(), n0 + nn); }
+      Bs[i] = v;
+    }`;
+}
+
+/** The tiled GEMM shader of `op` with a TM x TN output tile (channel-aligned loads or not). */
+export function gemmShader(op: ConvOp, tm: number, tn: number, aligned = false): string {
   const tx = tn / 4, ty = tm / 4;
+  // Rows of the output tile (fwd, dx, dxt) are decoded once per workgroup into `rows`;
+  // dw's rows run along K and are decoded per K tile into `krows`.
+  const prologue = op === "dw"
+    ? `
+  let mA = m0 + t % TM;
+  let mOk = mA < u.M;
+  let mc = mA % u.ci; let mt = mA / u.ci;
+  let mx = mt % u.kw; let mq = mt / u.kw; let my = mq % u.kh; let mz = mq / u.kh;`
+    : `
+  for (var i = t; i < TM; i = i + NT) {
+    var p = vec4<i32>(-1, 0, 0, 0);
+    if (m0 + i < u.M) { p = rowOf(u.row0 + m0 + i); }
+    rows[i] = p;
+  }
+  workgroupBarrier();`;
   return `
 struct U { ${UNIFORM_FIELDS.map((f) => `${f}: i32`).join(", ")} }
 @group(0) @binding(0) var<storage, read_write> O: array<f32>;
@@ -174,32 +297,24 @@ struct U { ${UNIFORM_FIELDS.map((f) => `${f}: i32`).join(", ")} }
 const TM = ${tm}; const TN = ${tn}; const TK = ${TK}; const NT = ${tx * ty};
 var<workgroup> As: array<f32, ${TK * tm}>;
 var<workgroup> Bs: array<f32, ${TK * tn}>;
-${LOAD_A[op]}
-${LOAD_B_STORE[op]}
+var<workgroup> rows: array<vec4<i32>, ${tm}>;
+var<workgroup> krows: array<vec4<i32>, ${TK}>;
+var<private> m0g: i32;
+${OPS[op]}
 @compute @workgroup_size(${tx}, ${ty}, 1)
 fn main(@builtin(local_invocation_index) li: u32, @builtin(local_invocation_id) lid: vec3<u32>,
         @builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nw: vec3<u32>) {
   let tile = i32(wg.x + wg.y * nw.x);
   if (tile >= u.tilesM * u.tilesN) { return; }
   let m0 = (tile / u.tilesN) * TM;
+  m0g = m0;
   let n0 = (tile % u.tilesN) * TN;
   let kStart = i32(wg.z) * u.kPer;
   let kEnd = min(u.K, kStart + u.kPer);
   let t = i32(li); let tx = i32(lid.x); let ty = i32(lid.y);
+  ${prologue}
   var acc: array<array<f32, 4>, 4>;
-  for (var k0 = kStart; k0 < kEnd; k0 = k0 + TK) {
-    for (var i = t; i < TK * TM; i = i + NT) {
-      let m = m0 + i % TM; let k = k0 + i / TM;
-      var v = 0.0;
-      if (m < u.M && k < kEnd) { v = loadA(m, k); }
-      As[i] = v;
-    }
-    for (var i = t; i < TK * TN; i = i + NT) {
-      let n = n0 + i % TN; let k = k0 + i / TN;
-      var v = 0.0;
-      if (n < u.N && k < kEnd) { v = loadB(k, n); }
-      Bs[i] = v;
-    }
+  for (var k0 = kStart; k0 < kEnd; k0 = k0 + TK) {${tileLoads(op, aligned)}
     workgroupBarrier();
     for (var kk = 0; kk < TK; kk = kk + 1) {
       var a: array<f32, 4>; var b: array<f32, 4>;
@@ -274,11 +389,12 @@ function runGemm(
   owned: tf.TensorInfo[],
 ): void {
   const [tm, tn] = tileFor(mnk.N);
+  const aligned = channelAligned(op, g);
   const k = kernel(
     be.device,
-    `semiseg-conv-${op}-${tm}x${tn}`,
+    `semiseg-conv-${op}-${tm}x${tn}${aligned ? "-aligned" : ""}`,
     ["write", "read", "read", "uniform"],
-    () => gemmShader(op, tm, tn),
+    () => gemmShader(op, tm, tn, aligned),
   );
   const tilesM = Math.ceil(mnk.M / tm), tilesN = Math.ceil(mnk.N / tn);
   const kPer = Math.ceil(mnk.K / mnk.splits / TK) * TK;
@@ -372,6 +488,12 @@ export function conv3dForward(
   return out;
 }
 
+/** True when the conv's taps do not overlap and tile the input exactly (dX by tap). */
+export function tapwise(g: ConvGeometry): boolean {
+  return g.kd === g.sd && g.kh === g.sh && g.kw === g.sw && g.pd === 0 && g.ph === 0 &&
+    g.pw === 0 && g.d === g.od * g.sd && g.h === g.oh * g.sh && g.w === g.ow * g.sw;
+}
+
 /** `dx` of conv3d (also tfjs's conv3dTranspose): dy [n, od, oh, ow, co] -> [n, d, h, w, ci]. */
 export function conv3dBackpropInput(
   be: WebgpuBackendLike,
@@ -381,6 +503,46 @@ export function conv3dBackpropInput(
 ): tf.TensorInfo {
   const out = newOutput(be, [g.n, g.d, g.h, g.w, g.ci]);
   const planeIn = g.h * g.w * g.ci, planeOut = g.oh * g.ow * g.co;
+  const lim = bindingLimit(be.device), align = be.device.limits.minStorageBufferOffsetAlignment / 4;
+  const wb = wholeOf(be, w);
+  if (tapwise(g)) {
+    // One GEMM per tap over the output grid: every input voxel gets exactly one tap.
+    const ranges = (p: number): Range[] => {
+      const s = Math.floor(p / g.od), oz = p % g.od;
+      return [[p * planeOut, (p + 1) * planeOut], [
+        (s * g.d + oz * g.sd) * planeIn,
+        (s * g.d + oz * g.sd + g.sd) * planeIn,
+      ]];
+    };
+    for (const [p0, p1] of planChunks(g.n * g.od, ranges, lim, align, "conv3d dx")) {
+      const ro = ranges(p0), rl = ranges(p1 - 1);
+      const dyw = windowOf(be, dy, ro[0]![0], rl[0]![1]);
+      const ow = windowOf(be, out, ro[1]![0], rl[1]![1]);
+      for (let tz = 0; tz < g.kd; tz++) {
+        for (let ty = 0; ty < g.kh; ty++) {
+          for (let tx = 0; tx < g.kw; tx++) {
+            runGemm(
+              be,
+              "dxt",
+              g,
+              { M: (p1 - p0) * g.oh * g.ow, N: g.ci, K: g.co, splits: 1 },
+              { out: ow.bound, a: dyw.bound, b: wb.bound },
+              {
+                row0: p0 * g.oh * g.ow,
+                baseA: dyw.base,
+                baseO: ow.base,
+                tapZ: tz,
+                tapY: ty,
+                tapX: tx,
+              },
+              [out, dy, w],
+            );
+          }
+        }
+      }
+    }
+    return out;
+  }
   const ranges = (p: number): Range[] => {
     const s = Math.floor(p / g.d), [lo, hi] = outputPlanes(g, p % g.d);
     return [[p * planeIn, (p + 1) * planeIn], [
@@ -388,8 +550,6 @@ export function conv3dBackpropInput(
       (s * g.od + hi + 1) * planeOut,
     ]];
   };
-  const lim = bindingLimit(be.device), align = be.device.limits.minStorageBufferOffsetAlignment / 4;
-  const wb = wholeOf(be, w);
   for (const [p0, p1] of planChunks(g.n * g.d, ranges, lim, align, "conv3d dx")) {
     const ro = ranges(p0), rl = ranges(p1 - 1);
     const ow = windowOf(be, out, ro[0]![0], rl[0]![1]);

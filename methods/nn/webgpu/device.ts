@@ -78,16 +78,23 @@ let active: { device: GPUDevice; info: WebgpuInfo } | null = null;
 /**
  * Open the adapter and device (once per process) and register them as tfjs's `webgpu`
  * backend. Throws a one-line error when there is no adapter, or it is a software one and
- * {@link softwareAllowed} is false.
+ * neither `opts.allowSoftware` (tests) nor {@link softwareAllowed} permits it.
  */
-export async function openWebgpu(): Promise<WebgpuInfo> {
-  if (active) return active.info;
+export async function openWebgpu(opts: { allowSoftware?: boolean } = {}): Promise<WebgpuInfo> {
+  if (active) {
+    if (active.info.software && !(opts.allowSoftware || softwareAllowed())) {
+      throw new Error(
+        `WebGPU adapter is a software rasteriser (${active.info.adapter}); set SEMISEG_WEBGPU_SOFTWARE=1 to use it anyway (slow)`,
+      );
+    }
+    return active.info;
+  }
   const gpu = (navigator as unknown as { gpu?: GPU }).gpu;
   if (!gpu) throw new Error("navigator.gpu is absent (this Deno has no WebGPU)");
   const adapter = await gpu.requestAdapter({ powerPreference: "high-performance" });
   if (!adapter) throw new Error("no WebGPU adapter (no GPU driver, or Vulkan/Metal missing)");
   const { text, software } = describeAdapter(adapter.info as AdapterInfoLike);
-  if (software && !softwareAllowed()) {
+  if (software && !(opts.allowSoftware || softwareAllowed())) {
     throw new Error(
       `WebGPU adapter is a software rasteriser (${text}); set SEMISEG_WEBGPU_SOFTWARE=1 to use it anyway (slow)`,
     );

@@ -12,6 +12,7 @@ import type { GpuImpl, GpuKernelArgs } from "./gpu.ts";
 import { conv3dKernels } from "./conv3d.ts";
 import { layoutKernels } from "./layout.ts";
 import { normKernels } from "./norm.ts";
+import { reduceKernels } from "./reduce.ts";
 import { sgdKernels } from "./sgd.ts";
 
 /** Kernel groups: replacements of tfjs kernels, and fused kernels of our own. */
@@ -39,7 +40,7 @@ export function installWebgpuKernels(): string[] {
   if (env("SEMISEG_WEBGPU_KERNELS") === "0") return [];
   const sets: KernelSet[] = [
     {
-      replace: { ...conv3dKernels(), ...layoutKernels() },
+      replace: { ...conv3dKernels(), ...layoutKernels(), ...reduceKernels() },
       fused: { ...normKernels(), ...sgdKernels() },
     },
   ];

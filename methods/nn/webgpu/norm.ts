@@ -155,6 +155,7 @@ fn merge(na: f32, ma: f32, qa: f32, nb: f32, mb: f32, qb: f32) -> vec3<f32> {
 fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nw: vec3<u32>,
         @builtin(local_invocation_index) li: u32) {
   let j = i32(wg.x + wg.y * nw.x);
+  if (j >= select(u.c, u.n * u.c, u.perSample == 1)) { return; }
   let t = i32(li);
   let k = j % u.c;
   var acc = vec3<f32>(0.0, 0.0, 0.0);
@@ -241,6 +242,7 @@ var<workgroup> s2: array<f32, 64>;
 fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nw: vec3<u32>,
         @builtin(local_invocation_index) li: u32) {
   let j = i32(wg.x + wg.y * nw.x);
+  if (j >= select(u.c, u.n * u.c, u.perSample == 1)) { return; }
   let t = i32(li);
   let k = j % u.c;
   var a = 0.0; var b2 = 0.0;
