@@ -19,7 +19,7 @@ export async function webgpuMissing(file: string): Promise<string | null> {
     const why = e instanceof Error ? e.message.split("\n")[0]! : String(e);
     Deno.stderr.writeSync(
       new TextEncoder().encode(
-        `${file}: SKIPPING webgpu tests: ${why} (needs a WebGPU adapter; on Debian: apt-get install mesa-vulkan-drivers)\n`,
+        `${file}: SKIPPING webgpu tests: ${why} (needs a WebGPU adapter; on Debian: apt-get install libegl-mesa0 libgl1-mesa-dri)\n`,
       ),
     );
     return why;
