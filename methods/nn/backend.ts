@@ -102,6 +102,13 @@ async function tryNode(gpu: boolean): Promise<string> {
   console.warn = () => {};
   try {
     await import(pkg);
+  } catch (e) {
+    // The package itself absent (e.g. the offline executable leaves it out): say so plainly
+    // instead of Deno's resolver message about node_modules and auto-install.
+    if (/Could not find a matching package|Cannot find module|not a dependency/.test(String(e))) {
+      throw new Error(`${pkg} is not installed here`);
+    }
+    throw e;
   } finally {
     // deno-lint-ignore no-console
     console.warn = warn;
