@@ -68,7 +68,7 @@ export type ${Cls}Hp = SingleVNetHp & {
  * Method yourself (see methods/mean_teacher.ts).
  */
 class ${Cls} extends SingleVNetMethod<${Cls}Hp> {
-  trainStep(batch: TrainBatch, step: StepInfo): StepLosses {
+  trainStep(batch: TrainBatch, step: StepInfo): Promise<StepLosses> {
     const w = consistencyWeight(
       this.hp.consistency,
       step.iteration,

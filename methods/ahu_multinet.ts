@@ -53,6 +53,7 @@ import {
   checkLrPolicy,
   fullBatch,
   LA_SGD,
+  labelValues,
   laLr,
   laSgd,
   prefixed,
@@ -166,11 +167,17 @@ export function softBoundary(p: tf.Tensor5D, connectivity = 1): tf.Tensor5D {
 
 /**
  * Contour targets [B,D,H,W,1]: `find_boundaries(label == 1, mode='inner')` per sample
- * ({@link innerBoundary}) from class-index labels [B,D,H,W].
+ * ({@link innerBoundary}) from class-index labels [B,D,H,W]. `values`: the labels' host values
+ * when the caller has them (a training step reads them once, asynchronously; without them the
+ * tensor is read with `dataSync`, which a GPU backend under Deno cannot do).
  */
-export function contourTargets(labels: tf.Tensor4D, connectivity = 1): tf.Tensor5D {
+export function contourTargets(
+  labels: tf.Tensor4D,
+  connectivity = 1,
+  values?: ArrayLike<number>,
+): tf.Tensor5D {
   const [b, d, h, w] = labels.shape;
-  const v = labels.dataSync();
+  const v = values ?? labels.dataSync();
   const per = d * h * w;
   const out = new Float32Array(b * per);
   for (let i = 0; i < b; i++) {
@@ -294,14 +301,12 @@ class AhuMultiNet implements Method {
     return { seg: seg!, sdf: sdf!, contour: contour! };
   }
 
-  trainStep(batch: TrainBatch, step: StepInfo): StepLosses {
+  async trainStep(batch: TrainBatch, step: StepInfo): Promise<StepLosses> {
     const hp = this.#hp;
     const [bl, d, h, w] = batch.labels.shape;
-    const sdfGt = tf.tensor5d(
-      computeSdf(batch.labels.dataSync() as Int32Array, bl, [d, h, w]),
-      [bl, d, h, w, 1],
-    );
-    const cntGt = contourTargets(batch.labels, hp.contourConnectivity);
+    const labels = await labelValues(batch);
+    const sdfGt = tf.tensor5d(computeSdf(labels, bl, [d, h, w]), [bl, d, h, w, 1]);
+    const cntGt = contourTargets(batch.labels, hp.contourConnectivity, labels);
     const cw = consistencyWeight(
       hp.consistency,
       step.iteration,
@@ -352,9 +357,10 @@ class AhuMultiNet implements Method {
     this.#opt.step(grads, lr);
     if (hp.weighting !== "none") this.#optS.step(grads, lr);
     disposeGrads(grads);
-    const extra: Record<string, number> = { lr, consistencyWeight: cw };
-    for (const [k, v] of this.#logVar) extra[k] = (v.dataSync() as Float32Array)[0]!;
-    return readLosses({ loss: value, ...aux }, extra);
+    const extra: Record<string, number | tf.Tensor> = { lr, consistencyWeight: cw };
+    // The updated s_i, read with the losses (a clone: readLosses disposes what it reads).
+    for (const [k, v] of this.#logVar) extra[k] = tf.clone(v);
+    return await readLosses({ loss: value, ...aux }, extra);
   }
 
   /** Softmax of the seg head (eval mode). */

@@ -52,7 +52,7 @@ class MasslCnn implements Method {
     this.#opt = new Adam(this.#net.params);
   }
 
-  trainStep(batch: TrainBatch, step: StepInfo): StepLosses {
+  trainStep(batch: TrainBatch, step: StepInfo): Promise<StepLosses> {
     const { value, grads } = lossAndGrads(() => {
       const p = this.#net.forward(batch.labeledImages, { rec: false }).seg!;
       return masslDiceLoss(p, foregroundTarget(batch.labels));

@@ -27,6 +27,7 @@ import {
   channel,
   fullBatch,
   LA_SGD,
+  labelValues,
   laLr,
   laSgd,
   readLosses,
@@ -79,10 +80,10 @@ class Dtc implements Method {
     this.#opt = laSgd(this.#net, hp);
   }
 
-  trainStep(batch: TrainBatch, step: StepInfo): StepLosses {
+  async trainStep(batch: TrainBatch, step: StepInfo): Promise<StepLosses> {
     const [bl, d, h, w] = batch.labels.shape;
     // compute_sdf on the labeled patches (CPU, as the reference does with numpy/scipy).
-    const sdfGt = tf.tensor5d(computeSdf(batch.labels.dataSync() as Int32Array, bl, [d, h, w]), [
+    const sdfGt = tf.tensor5d(computeSdf(await labelValues(batch), bl, [d, h, w]), [
       bl,
       d,
       h,
@@ -115,7 +116,7 @@ class Dtc implements Method {
     const lr = laLr(this.#hp, step.iteration, step.totalIterations);
     this.#opt.step(grads, lr);
     disposeGrads(grads);
-    return readLosses({ loss: value, ...aux }, { lr, consistencyWeight: cw });
+    return await readLosses({ loss: value, ...aux }, { lr, consistencyWeight: cw });
   }
 
   /** Two channels [1 - p, p], p = sigmoid(seg head) (DTC tests `p > 0.5`). */

@@ -40,7 +40,7 @@ export function meanNormalisedEntropy(probs: tf.Tensor): tf.Scalar {
 }
 
 class EntropyMin extends SingleVNetMethod<EntropyMinHp> {
-  trainStep(batch: TrainBatch, step: StepInfo): StepLosses {
+  trainStep(batch: TrainBatch, step: StepInfo): Promise<StepLosses> {
     const w = consistencyWeight(
       this.hp.consistency,
       step.iteration,

@@ -183,7 +183,7 @@ export class MasslMethod implements Method {
     return tf.tidy(() => this.net.forward(u, { rec: false }).seg!);
   }
 
-  trainStep(batch: TrainBatch, step: StepInfo): StepLosses {
+  trainStep(batch: TrainBatch, step: StepInfo): Promise<StepLosses> {
     const u = batch.unlabeledImages ?? batch.labeledImages;
     const i = step.iteration;
     const aux: Record<string, tf.Tensor> = {};

@@ -123,7 +123,7 @@ export class MeanTeacherBase<H extends MeanTeacherHp> implements Method {
     return mtConsistency(studentU, targets.teacherLogits!);
   }
 
-  trainStep(batch: TrainBatch, step: StepInfo): StepLosses {
+  trainStep(batch: TrainBatch, step: StepInfo): Promise<StepLosses> {
     const bl = batch.labeledImages.shape[0];
     const u = batch.unlabeledImages;
     const targets = u === null ? {} : this.teacherTargets(u, step);

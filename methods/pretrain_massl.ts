@@ -81,7 +81,7 @@ class MasslPretrain implements Method {
     this.#optFt = new Adam(this.#ftParams);
   }
 
-  trainStep(batch: TrainBatch, step: StepInfo): StepLosses {
+  trainStep(batch: TrainBatch, step: StepInfo): Promise<StepLosses> {
     const hp = this.#hp;
     const i = step.iteration;
     if (i < hp.pretrainIterations) {

@@ -14,7 +14,7 @@ import { LA_SGD, laLr, readLosses, type SingleVNetHp, SingleVNetMethod } from ".
 export type SupervisedHp = SingleVNetHp;
 
 class Supervised extends SingleVNetMethod<SupervisedHp> {
-  trainStep(batch: TrainBatch, step: StepInfo): StepLosses {
+  trainStep(batch: TrainBatch, step: StepInfo): Promise<StepLosses> {
     const aux: Record<string, tf.Tensor> = {};
     const { value, grads } = lossAndGrads(() => {
       const [logits] = this.net.forward(batch.labeledImages, {

@@ -113,7 +113,10 @@ export interface Method {
    * The caller disposes the result.
    */
   predict(patch: tf.Tensor5D): tf.Tensor5D;
-  /** Snapshot of everything needed to resume. */
+  /**
+   * Snapshot of everything needed to resume. On a backend without synchronous readback
+   * (webgpu under Deno) take it through `captureState` (`nn/readback.ts`), as the harness does.
+   */
   state(): MethodState;
   /** Restore a snapshot taken with `state()` (same hyper-parameters). */
   restore(state: MethodState): void;

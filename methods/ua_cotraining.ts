@@ -138,12 +138,13 @@ export function voxelCrossEntropy(logits: tf.Tensor, labels: tf.Tensor): tf.Tens
 /**
  * Hard pseudo-labels `argmax(logits)` over the last axis as a NEW int32 tensor with no link to
  * `logits` (the `.detach()` of the reference style: no gradient flows into the labeller).
+ * The argmax runs inside a custom op that takes no inputs (`logits` is captured, not passed):
+ * ops inside a custom op's forward are not taped, and a tape node with no inputs is on no path
+ * from the parameters, so backprop never visits it (no zero gradient is even added). No
+ * host readback: it runs on any backend.
  */
 export function pseudoLabels(logits: tf.Tensor): tf.Tensor {
-  const am = tf.argMax(logits, -1);
-  const out = tf.tensor(am.dataSync() as Int32Array, am.shape, "int32");
-  am.dispose();
-  return out;
+  return tf.customGrad(() => ({ value: tf.argMax(logits, -1), gradFunc: () => [] }))();
 }
 
 /**
@@ -279,7 +280,7 @@ class UaCotraining implements Method {
     return this.#nets;
   }
 
-  trainStep(batch: TrainBatch, step: StepInfo): StepLosses {
+  trainStep(batch: TrainBatch, step: StepInfo): Promise<StepLosses> {
     const hp = this.#hp;
     const x = fullBatch(batch);
     // MC uncertainty of each network on the whole batch (no gradient; train mode as PyTorch).

@@ -78,6 +78,7 @@ import {
   checkLrPolicy,
   fullBatch,
   LA_SGD,
+  labelValues,
   laLr,
   laSgd,
   readLosses,
@@ -299,10 +300,12 @@ class UgMcl implements Method {
     return { t: { seg: t[0] as tf.Tensor5D, sdf: t[1] as tf.Tensor5D }, mask };
   }
 
-  trainStep(batch: TrainBatch, step: StepInfo): StepLosses {
+  async trainStep(batch: TrainBatch, step: StepInfo): Promise<StepLosses> {
     const hp = this.#hp;
     const ref = hp.referenceCode;
     const [bl, d, h, w] = batch.labels.shape;
+    // Host labels for compute_sdf, read before any tensor of the step exists.
+    const labels = hp.useLdis && !ref ? await labelValues(batch) : null;
     const x = fullBatch(batch);
     const n = x.shape[0];
     const scopeFrom = hp.itcScope === "all" ? 0 : bl;
@@ -313,8 +316,8 @@ class UgMcl implements Method {
       targets = this.#teacherTargets(xs, step);
       if (xs !== x) xs.dispose();
     }
-    const sdfGt = hp.useLdis && !ref
-      ? tf.tensor5d(computeSdf(batch.labels.dataSync() as Int32Array, bl, [d, h, w]), [
+    const sdfGt = labels !== null
+      ? tf.tensor5d(computeSdf(labels, bl, [d, h, w]), [
         bl,
         d,
         h,
@@ -358,11 +361,9 @@ class UgMcl implements Method {
     }, this.#student.params);
     x.dispose();
     sdfGt?.dispose();
-    let certain = NaN;
+    let certain: tf.Tensor | null = null;
     if (targets !== null) {
-      const frac = tf.mean(targets.mask);
-      certain = (frac.dataSync() as Float32Array)[0]!;
-      frac.dispose();
+      certain = tf.mean(targets.mask); // read with the losses
       targets.t.seg.dispose();
       targets.t.sdf.dispose();
       targets.mask.dispose();
@@ -371,9 +372,9 @@ class UgMcl implements Method {
     this.#opt.step(grads, lr);
     disposeGrads(grads);
     emaUpdate(this.#teacher.params, this.#student.params, step.iteration, hp.emaDecay);
-    const extra: Record<string, number> = { lr, consistencyWeight: cw };
-    if (targets !== null) extra.certainFraction = certain;
-    return readLosses({ loss: value, ...aux }, extra);
+    const extra: Record<string, number | tf.Tensor> = { lr, consistencyWeight: cw };
+    if (certain !== null) extra.certainFraction = certain;
+    return await readLosses({ loss: value, ...aux }, extra);
   }
 
   /** Softmax of the student's seg logits (eval mode). */

@@ -232,10 +232,13 @@ function info(iteration: number): StepInfo {
 }
 
 /** Max |delta| per group after `f` (`net` is read before and after). */
-function deltas(net: () => MasslNet, f: () => void): Record<ParamGroup, number> {
+async function deltas(
+  net: () => MasslNet,
+  f: () => unknown,
+): Promise<Record<ParamGroup, number>> {
   const before = new Map<string, Float32Array>();
   for (const [k, v] of net().params) before.set(k, Float32Array.from(v.dataSync()));
-  f();
+  await f();
   const after = net();
   const out: Record<ParamGroup, number> = { encoder: 0, segDecoder: 0, recDecoder: 0 };
   for (const [k, v] of after.params) {
@@ -259,7 +262,7 @@ Deno.test("alternating: seg Adam (1e-2) moves encoder+seg, rec Adam (1e-3) encod
     const m = build(def, { strategy: "alternating", attentionGrad });
     let losses: Record<string, number> = {};
     // Adam's first step moves each parameter with a non-zero gradient by exactly lr.
-    const d = deltas(() => m.net, () => (losses = m.trainStep(b, info(0))));
+    const d = await deltas(() => m.net, async () => (losses = await m.trainStep(b, info(0))));
     const what = `${def.id}/${attentionGrad}`;
     close(d.segDecoder, 1e-2, 1e-6, `${what} seg decoder`);
     close(d.recDecoder, 1e-3, 1e-6, `${what} rec decoder`);
@@ -285,7 +288,7 @@ Deno.test("joint: one Adam (lrJoint) on alpha*L_seg + (1-alpha)*L_rec moves ever
     const m = build(def, { strategy: "joint", alpha, lrJoint: 2e-3 });
     assert.equal(m.optRec, null);
     let l: Record<string, number> = {};
-    const d = deltas(() => m.net, () => (l = m.trainStep(b, info(0))));
+    const d = await deltas(() => m.net, async () => (l = await m.trainStep(b, info(0))));
     for (const g of ["encoder", "segDecoder", "recDecoder"] as const) {
       close(d[g], 2e-3, 1e-6, `${def.id} alpha ${alpha} ${g}`);
     }
@@ -304,7 +307,7 @@ Deno.test("StepLR(500, 0.5) stepped before the update; no unlabeled images = lab
   await initBackend("cpu");
   const b = batch(1, 0);
   const m = build(massl, {});
-  const l = m.trainStep(b, info(499));
+  const l = await m.trainStep(b, info(499));
   close(l.lrSeg!, 5e-3, 1e-12, "lrSeg");
   close(l.lrRec!, 5e-4, 1e-12, "lrRec");
   assert.ok(Number.isFinite(l.rec!) && l.rec! > 0);
@@ -329,18 +332,18 @@ Deno.test("pretrain: autoencoder phase, then Dec (encoder fixed) or CNN fine-tun
       return probe;
     };
     sync();
-    const d0 = groupDeltas(m, sync, 0, b);
+    const d0 = await groupDeltas(m, sync, 0, b);
     assert.equal(d0.segDecoder, 0, "phase 0 leaves the seg decoder");
     close(d0.recDecoder, 1e-3, 1e-6, "phase 0 rec");
     close(d0.encoder, 1e-3, 1e-6, "phase 0 encoder");
     const n0 = tf.memory().numTensors;
-    const d1 = groupDeltas(m, sync, 1, b);
+    const d1 = await groupDeltas(m, sync, 1, b);
     const n1 = tf.memory().numTensors;
     assert.equal(d1.recDecoder, 0, "phase 1 leaves the rec decoder");
     close(d1.segDecoder, 1e-2, 1e-6, "phase 1 seg");
     if (finetune === "dec") assert.equal(d1.encoder, 0, "Pretrain(Dec) keeps the encoder");
     else close(d1.encoder, 1e-2, 1e-6, "Pretrain(CNN) fine-tunes the encoder");
-    groupDeltas(m, sync, 2, b);
+    await groupDeltas(m, sync, 2, b);
     assert.equal(tf.memory().numTensors, n1, "flat after the phase switch");
     assert.ok(n1 >= n0);
     probe.dispose();

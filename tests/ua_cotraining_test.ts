@@ -212,7 +212,11 @@ Deno.test("ua-cotraining: a joint step moves both networks; memory flat; predict
   const random = { noise: new Rng(1), dropout: new Rng(2) };
   const counts: number[] = [];
   for (let i = 0; i < 2; i++) {
-    const l = m.trainStep(batch, { iteration: 200 + i, totalIterations: 6000, random }) as Record<
+    const l = await m.trainStep(batch, {
+      iteration: 200 + i,
+      totalIterations: 6000,
+      random,
+    }) as Record<
       string,
       number
     >;

@@ -303,6 +303,28 @@ Deno.test({
   },
 });
 
+Deno.test({
+  name: "webgpu Cast: int32/bool -> float32 converts, so f32 kernels downstream read numbers",
+  ignore: missing !== null,
+  async fn() {
+    const ints = Int32Array.from({ length: 4096 }, (_, i) => i % 3);
+    const { ref, gpu } = await onBoth(() => {
+      const a = tf.add(tf.tensor1d(ints, "int32"), 0); // an int32 tensor computed on the device
+      const x = tf.cast(tf.equal(a, 1), "float32"); // bool -> float32
+      const y = tf.cast(a, "float32"); // int32 -> float32
+      const x4 = tf.reshape(x, [2, 8, 16, 16]);
+      return [tf.sum(x), tf.mean(x), tf.max(y), tf.sum(x4, 1), tf.transpose(x4, [0, 3, 2, 1])];
+    });
+    assert.equal(ref[0]![0], 1365);
+    ["sum", "mean", "max", "sum axis 1", "transpose"].forEach((what, j) => {
+      assert.ok(
+        maxRel(gpu[j]!, ref[j]!) <= TOL,
+        `${what}: ${gpu[j]!.slice(0, 3)} vs ${ref[j]!.slice(0, 3)}`,
+      );
+    });
+  },
+});
+
 Deno.test("webgpu planChunks: contiguous ranges whose windows fit; one range when all fits", () => {
   const ranges = (p: number): [number, number][] => [[p * 100, (p + 1) * 100], [
     Math.max(0, p - 1) * 50,

@@ -17,15 +17,23 @@ import { binaryMetrics } from "./metrics.ts";
 /** Metrics computed by the WMH challenge code rather than the UA-MT/DTC metric set. */
 const WMH_METRICS = new Set<string>(["h95", "avd", "lesionRecall", "lesionF1"]);
 
-/** Adapt a method's tensor `predict` to the evaluator's typed-array window predictor. */
+/**
+ * Adapt a method's tensor `predict` to the evaluator's typed-array window predictor. The
+ * probabilities are read asynchronously (`await data()`: a GPU backend under Deno has no
+ * synchronous readback); the window batch is consumed before the first await, so the caller
+ * may refill its buffer once the promise resolves.
+ */
 export function windowPredictor(method: Method): PredictFn {
-  return (batch, shape) =>
-    tf.tidy(() => {
-      const probs = method.predict(
-        tf.tensor5d(batch, [...shape] as [number, number, number, number, number]),
-      );
-      return probs.dataSync() as Float32Array;
-    });
+  return async (batch, shape) => {
+    const probs = tf.tidy(() =>
+      method.predict(tf.tensor5d(batch, [...shape] as [number, number, number, number, number]))
+    );
+    try {
+      return (await probs.data()) as Float32Array;
+    } finally {
+      probs.dispose();
+    }
+  };
 }
 
 /** Foreground mask of `labels == cls` as 0/1 bytes. */

@@ -15,6 +15,7 @@ import * as tf from "@tensorflow/tfjs-core";
 import { getMethod } from "../../methods/mod.ts";
 import type { Method, StepLosses, TrainBatch } from "../../methods/types.ts";
 import { deriveSeed, Rng, type RngState } from "../../methods/nn/rng.ts";
+import { captureState } from "../../methods/nn/readback.ts";
 import type { Provenance } from "../../methods/nn/backend.ts";
 import type { Case, Dataset, Split } from "../../datasets/types.ts";
 import type { BenchmarkSpec } from "./spec.ts";
@@ -277,7 +278,7 @@ export async function executeRun(run: PlannedRun, ctx: RunContext): Promise<RunO
           ctx.dataset.ignoreLabel,
         );
         if (!best || score > best.score) {
-          best = { iteration, score, state: method.state() };
+          best = { iteration, score, state: await captureState(method) };
           await ctx.store.writeBest(run.runId, best);
         }
       }
@@ -286,7 +287,7 @@ export async function executeRun(run: PlannedRun, ctx: RunContext): Promise<RunO
         t0 = performance.now();
         await ctx.store.writeCheckpoint(run.runId, {
           iteration,
-          method: method.state(),
+          method: await captureState(method),
           harness: {
             source: source.state(),
             noise: noise.state(),

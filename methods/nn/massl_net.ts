@@ -89,68 +89,62 @@ export function instanceNormLeaky(x: tf.Tensor5D, slope = LRELU_SLOPE, eps = IN_
   });
 }
 
-/** Nearest x2 upsampling of an NDHWC array (each voxel's channel row copied to 8 children). */
-function upsampleValues(
-  x: Float32Array,
-  [n, d, h, w, c]: readonly [number, number, number, number, number],
-): Float32Array {
-  const out = new Float32Array(x.length * 8);
-  const W = 2 * w, H = 2 * h, D = 2 * d;
-  let o = 0;
-  for (let b = 0; b < n; b++) {
-    for (let z = 0; z < D; z++) {
-      for (let y = 0; y < H; y++) {
-        for (let xx = 0; xx < W; xx++) {
-          const i = (((b * d + (z >> 1)) * h + (y >> 1)) * w + (xx >> 1)) * c;
-          for (let k = 0; k < c; k++) out[o++] = x[i + k]!;
-        }
-      }
-    }
-  }
-  return out;
+/**
+ * Nearest x2 upsampling of NDHWC `x` by copies only (any backend): each axis is doubled by
+ * concatenating a [rows, inner] view with itself along the inner axis, W first (a voxel's
+ * channel row repeated twice), then H, then D. Output voxel (z, y, x) holds input voxel
+ * (z >> 1, y >> 1, x >> 1), exactly.
+ */
+function upsampleValues(x: tf.Tensor5D): tf.Tensor5D {
+  const [n, d, h, w, c] = x.shape;
+  return tf.tidy(() => {
+    const twice = (t: tf.Tensor, rowCount: number) => {
+      const t2 = tf.reshape(t, [rowCount, t.size / rowCount]);
+      return tf.concat([t2, t2], 1);
+    };
+    const xw = twice(x, n * d * h * w); // [n d h w, 2c]  = [n, d, h, 2w, c]
+    const xh = twice(xw, n * d * h); // [n d h, 2 (2w c)] = [n, d, 2h, 2w, c]
+    const xd = twice(xh, n * d); // [n d, 2 (2h 2w c)]    = [n, 2d, 2h, 2w, c]
+    return tf.reshape(xd, [n, 2 * d, 2 * h, 2 * w, c]) as tf.Tensor5D;
+  });
 }
 
-/** Adjoint of {@link upsampleValues}: each voxel sums its 8 children (2x2x2 sum pooling). */
-function sumPoolValues(
-  dy: Float32Array,
-  [n, d, h, w, c]: readonly [number, number, number, number, number],
-): Float32Array {
-  const out = new Float32Array(dy.length / 8);
-  const W = 2 * w, H = 2 * h, D = 2 * d;
-  let o = 0;
-  for (let b = 0; b < n; b++) {
-    for (let z = 0; z < D; z++) {
-      for (let y = 0; y < H; y++) {
-        for (let xx = 0; xx < W; xx++) {
-          const i = (((b * d + (z >> 1)) * h + (y >> 1)) * w + (xx >> 1)) * c;
-          for (let k = 0; k < c; k++) out[i + k]! += dy[o++]!;
+/**
+ * Adjoint of {@link upsampleValues}: each voxel sums its 8 children (2x2x2 sum pooling), in
+ * the order (dz, dy, dx) = (0,0,0), (0,0,1), ..., (1,1,1), one float32 add at a time onto a
+ * zero (the summation order of an accumulating loop over `dy` in C order, so cpu values are
+ * bitwise those of that loop). The children are strided slices of `dy` viewed as the rank-6
+ * [n d, 2, h, 2, w, 2c].
+ */
+function sumPoolValues(dy: tf.Tensor, [n, d, h, w, c]: readonly number[]): tf.Tensor5D {
+  return tf.tidy(() => {
+    const v = tf.reshape(dy, [n! * d!, 2, h!, 2, w!, 2 * c!]);
+    let s: tf.Tensor | null = null;
+    for (let dz = 0; dz < 2; dz++) {
+      for (let dyy = 0; dyy < 2; dyy++) {
+        for (let dx = 0; dx < 2; dx++) {
+          const child = tf.slice(v, [0, dz, 0, dyy, 0, dx * c!], [n! * d!, 1, h!, 1, w!, c!]);
+          // 0 + first child, as the loop's zero-initialised accumulator (-0 becomes +0).
+          s = tf.add(s ?? tf.scalar(0), child);
         }
       }
     }
-  }
-  return out;
+    return tf.reshape(s!, [n!, d!, h!, w!, c!]) as tf.Tensor5D;
+  });
 }
 
 const upsample2x = tf.customGrad((...inputs: (tf.Tensor | tf.GradSaveFunc)[]) => {
   const x = inputs[0] as tf.Tensor5D;
-  const [n, d, h, w, c] = x.shape;
-  const value = tf.tensor5d(upsampleValues(x.dataSync() as Float32Array, x.shape), [
-    n,
-    2 * d,
-    2 * h,
-    2 * w,
-    c,
-  ]);
   return {
-    value,
-    gradFunc: (dy: tf.Tensor) =>
-      tf.tensor5d(sumPoolValues(dy.dataSync() as Float32Array, x.shape), x.shape),
+    value: upsampleValues(x),
+    gradFunc: (dy: tf.Tensor) => sumPoolValues(dy, x.shape),
   };
 });
 
 /**
- * `nn.Upsample(scale_factor=2, mode='nearest')` on NDHWC, differentiable: a direct copy loop
- * forward and 2x2x2 sum pooling backward (an 8-D broadcast multiply costs ~100x more here).
+ * `nn.Upsample(scale_factor=2, mode='nearest')` on NDHWC, differentiable: copies forward
+ * (three self-concatenations) and 2x2x2 sum pooling backward (eight slices, seven adds), all
+ * tensor ops, so it runs on any backend (an 8-D broadcast multiply costs ~100x more on cpu).
  */
 export function upsampleNearest2x(x: tf.Tensor5D): tf.Tensor5D {
   return upsample2x(x) as tf.Tensor5D;

@@ -5,10 +5,31 @@
  */
 import * as tf from "@tensorflow/tfjs-core";
 import type { StoredTensor } from "../types.ts";
+import { deferredValues, hasSyncReadback } from "./readback.ts";
 
-/** Copy a tensor's values out (float32) as a {@link StoredTensor}. */
+/**
+ * Copy a tensor's values out (float32) as a {@link StoredTensor}. On a backend without
+ * synchronous readback (webgpu under Deno) call it inside `captureState` (`readback.ts`),
+ * which fills the values asynchronously before the state is handed back.
+ */
 export function storeTensor(t: tf.Tensor): StoredTensor {
-  return { shape: [...t.shape], values: Float32Array.from(t.dataSync() as Float32Array) };
+  const deferred = deferredValues(t);
+  if (deferred !== null) return { shape: [...t.shape], values: deferred };
+  return { shape: [...t.shape], values: Float32Array.from(syncValues(t)) };
+}
+
+function syncValues(t: tf.Tensor): Float32Array {
+  if (hasSyncReadback()) return t.dataSync() as Float32Array;
+  try {
+    return t.dataSync() as Float32Array; // CPU-resident values (not yet uploaded, or read back)
+  } catch (e) {
+    throw new Error(
+      `storeTensor: backend ${tf.getBackend()} cannot read a GPU tensor synchronously; take ` +
+        `method state with captureState (methods/nn/readback.ts) (${
+          (e instanceof Error ? e.message : String(e)).split("\n")[0]
+        })`,
+    );
+  }
 }
 
 /** Look a stored tensor up by name, throwing one line when it is missing or misshaped. */

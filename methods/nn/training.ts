@@ -89,18 +89,46 @@ export function channel(t: tf.Tensor, c: number): tf.Tensor {
   return tf.reshape(tf.slice(t, begin, size), t.shape.slice(0, r - 1));
 }
 
-/** Read scalar tensors into numbers and dispose them. */
-export function readLosses(
+/**
+ * Read scalar tensors into numbers and dispose them: `{...extra, ...scalars}` as numbers, key
+ * order included. `extra` values may be scalar tensors too (read and disposed the same way).
+ * The reads are asynchronous (`await t.data()`), as a GPU backend without synchronous
+ * readback (webgpu under Deno) needs; on cpu the numbers are exactly `dataSync()[0]`.
+ */
+export async function readLosses(
   scalars: Record<string, tf.Tensor>,
-  extra: Record<string, number> = {},
-): StepLosses {
-  const out: Record<string, number> = { ...extra };
-  for (const [k, t] of Object.entries(scalars)) {
-    out[k] = (t.dataSync() as Float32Array)[0]!;
-    t.dispose();
+  extra: Record<string, number | tf.Tensor> = {},
+): Promise<StepLosses> {
+  const out: Record<string, number> = {};
+  const reads: [string, tf.Tensor][] = [];
+  for (const [k, v] of Object.entries(extra)) {
+    if (typeof v === "number") out[k] = v;
+    else {
+      out[k] = NaN;
+      reads.push([k, v]);
+    }
   }
-  if (out.loss === undefined) throw new Error("readLosses: no 'loss'");
+  for (const [k, t] of Object.entries(scalars)) {
+    out[k] = NaN;
+    reads.push([k, t]);
+  }
+  try {
+    const values = await Promise.all(reads.map(([, t]) => t.data()));
+    reads.forEach(([k], i) => (out[k] = values[i]![0]! as number));
+  } finally {
+    for (const [, t] of reads) t.dispose();
+  }
+  if (!("loss" in out)) throw new Error("readLosses: no 'loss'");
   return out as StepLosses;
+}
+
+/**
+ * The class-index labels of a batch as host values (for CPU-side targets such as SDFs). The
+ * harness makes `batch.labels` from the sampler's typed array, so before any kernel has used
+ * it this returns those CPU values without a GPU round trip; afterwards it reads back.
+ */
+export async function labelValues(batch: TrainBatch): Promise<Int32Array> {
+  return (await batch.labels.data()) as Int32Array;
 }
 
 /** Prefix every key of a tensor record. */
@@ -193,7 +221,7 @@ export abstract class SingleVNetMethod<H extends SingleVNetHp> implements Method
     this.opt = laSgd(this.net, hp);
   }
 
-  abstract trainStep(batch: TrainBatch, step: StepInfo): StepLosses;
+  abstract trainStep(batch: TrainBatch, step: StepInfo): Promise<StepLosses>;
 
   predict(patch: tf.Tensor5D): tf.Tensor5D {
     return tf.tidy(() =>

@@ -46,6 +46,7 @@ import {
   type Range,
   scratch,
   sizeOf,
+  storedAsF32,
   type UniformValue,
   type WebgpuBackendLike,
   wholeOf,
@@ -635,22 +636,22 @@ function attrsOf(args: GpuKernelArgs): { strides: number[]; pad: unknown; dilati
   return { strides: a["strides"] as number[], pad: a["pad"], dilations: a["dilations"] };
 }
 
-const isF32 = (...ts: (tf.TensorInfo | undefined)[]): boolean =>
-  ts.every((t) => t !== undefined && t.dtype === "float32" && sizeOf(t.shape) > 0);
+const isF32 = (be: WebgpuBackendLike, ...ts: (tf.TensorInfo | undefined)[]): boolean =>
+  ts.every((t) => storedAsF32(be, t) && sizeOf(t!.shape) > 0);
 
 /** The three conv kernels by tfjs kernel name (null result: use tfjs's kernel). */
 export function conv3dKernels(): Record<string, GpuImpl> {
   return {
     Conv3D: (args) => {
       const { x, filter } = args.inputs;
-      if (!isF32(x, filter)) return null;
+      if (!isF32(args.backend, x, filter)) return null;
       const a = attrsOf(args);
       const g = convGeometry(x!.shape, filter!.shape, a.strides, a.pad, a.dilations);
       return g && conv3dForward(args.backend, x!, filter!, g);
     },
     Conv3DBackpropInputV2: (args) => {
       const { dy, filter } = args.inputs;
-      if (!isF32(dy, filter)) return null;
+      if (!isF32(args.backend, dy, filter)) return null;
       const a = attrsOf(args);
       const inShape = (args.attrs as Record<string, unknown>)["inputShape"] as number[];
       const g = convGeometry(inShape, filter!.shape, a.strides, a.pad, a.dilations);
@@ -658,7 +659,7 @@ export function conv3dKernels(): Record<string, GpuImpl> {
     },
     Conv3DBackpropFilterV2: (args) => {
       const { x, dy } = args.inputs;
-      if (!isF32(x, dy)) return null;
+      if (!isF32(args.backend, x, dy)) return null;
       const a = attrsOf(args);
       const fShape = (args.attrs as Record<string, unknown>)["filterShape"] as number[];
       const g = convGeometry(x!.shape, fShape, a.strides, a.pad, a.dilations);

@@ -107,6 +107,18 @@ export function alignElems(): number {
   return alignment / 4;
 }
 
+/**
+ * True when `t` is float32 AND its buffer holds f32 words: tfjs-webgpu's stock Cast of int32
+ * relabels a tensor without converting it (our `Cast` converts, but tensors may come from
+ * elsewhere), and our kernels read buffers as f32.
+ */
+export function storedAsF32(
+  be: WebgpuBackendLike,
+  t: tf.TensorInfo | undefined,
+): t is tf.TensorInfo {
+  return t !== undefined && t.dtype === "float32" && be.tensorMap.get(t.dataId).dtype === "float32";
+}
+
 /** The GPU buffer of a tensor (uploading it first when it still lives on the CPU). */
 export function bufferOf(be: WebgpuBackendLike, t: tf.TensorInfo): GPUBuffer {
   be.uploadToGPU(t.dataId);

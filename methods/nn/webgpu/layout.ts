@@ -11,6 +11,12 @@
  * ignores the "after" amounts of the last axis (`pad(x, [.., [0, 1]])` returns the same as
  * `[1, 0]`, measured on rank 4 and 5), and the gradient of every `slice` (the loss heads'
  * class slice, MASSL's crops) is such a pad, so every gradient through a slice was wrong.
+ *
+ * `Cast` int32/bool -> float32 as a real conversion: tfjs-webgpu 4.22 only relabels the
+ * tensor (its buffer keeps int32 words and its own shaders convert on read), so any kernel
+ * reading the buffer as f32 (ours) saw integer bit patterns as tiny floats: the Dice
+ * denominators' `sum(cast(labels))` came out as 1.9e-42 instead of 1365 (found by the
+ * MASSL-on-webgpu test). Transpose and PadV2 copy words, so they keep the input's stored dtype.
  * @module
  */
 import type * as tf from "@tensorflow/tfjs-core";
@@ -20,8 +26,10 @@ import {
   type GpuImpl,
   grid,
   kernel,
+  newOutput,
   packUniforms,
   sizeOf,
+  type WebgpuBackendLike,
   wholeOf,
 } from "./gpu.ts";
 
@@ -76,6 +84,19 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nw: vec3<
   if (inside) { O[i] = X[src]; } else { O[i] = u.value; }
 }`;
 
+const CAST_SHADER = `
+struct U { size: i32 }
+@group(0) @binding(0) var<storage, read_write> O: array<f32>;
+@group(0) @binding(1) var<storage, read> X: array<i32>;
+@group(0) @binding(2) var<uniform> u: U;
+@compute @workgroup_size(64)
+fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nw: vec3<u32>,
+        @builtin(local_invocation_index) li: u32) {
+  let i = i32((wg.x + wg.y * nw.x) * 64u + li);
+  if (i >= u.size) { return; }
+  O[i] = f32(X[i]);
+}`;
+
 /** Output shape and, per output axis, the input stride it walks, for `perm`. */
 export function transposePlan(
   shape: readonly number[],
@@ -90,6 +111,18 @@ export function transposePlan(
   return { outShape: perm.map((p) => shape[p]!), strides: perm.map((p) => inStrides[p]!) };
 }
 
+/** The dtype of the words in `t`'s buffer (tfjs-webgpu's Cast may relabel without converting). */
+function storedDtype(be: WebgpuBackendLike, t: tf.TensorInfo): string {
+  return be.tensorMap.get(t.dataId).dtype;
+}
+
+/** An output stored like `x` (same word dtype) and labelled with `x`'s dtype, as tfjs does. */
+function sameStorage(be: WebgpuBackendLike, x: tf.TensorInfo, shape: number[]): tf.TensorInfo {
+  const out = be.makeTensorInfo(shape, storedDtype(be, x) as tf.DataType);
+  be.uploadToGPU(out.dataId);
+  return { ...out, dtype: x.dtype };
+}
+
 /** `a` extended with 1s to {@link MAX_RANK} entries (uniform arrays are fixed-size). */
 function padTo8(a: readonly number[]): number[] {
   return [...a, ...new Array<number>(MAX_RANK - a.length).fill(1)];
@@ -98,6 +131,33 @@ function padTo8(a: readonly number[]): number[] {
 /** The layout kernels by tfjs kernel name (null result: use tfjs's kernel). */
 export function layoutKernels(): Record<string, GpuImpl> {
   return {
+    Cast: (args) => {
+      const x = args.inputs["x"] as tf.TensorInfo | undefined;
+      const to = (args.attrs as Record<string, unknown>)["dtype"];
+      if (!x || to !== "float32" || (x.dtype !== "int32" && x.dtype !== "bool")) return null;
+      const be = args.backend;
+      const n = sizeOf(x.shape);
+      if (n === 0 || n * 4 > bindingLimit(be.device)) return null;
+      const out = newOutput(be, [...x.shape]);
+      const k = kernel(
+        be.device,
+        "semiseg-cast-f32",
+        ["write", "read", "uniform"],
+        () => CAST_SHADER,
+      );
+      dispatch(
+        be,
+        k,
+        [wholeOf(be, out).bound, wholeOf(be, x).bound],
+        packUniforms([{ i: n }]),
+        grid(
+          be.device,
+          Math.ceil(n / 64),
+        ),
+        [out, x],
+      );
+      return out;
+    },
     PadV2: (args) => {
       const x = args.inputs["x"] as tf.TensorInfo | undefined;
       const a = args.attrs as Record<string, unknown>;
@@ -109,10 +169,9 @@ export function layoutKernels(): Record<string, GpuImpl> {
       const outShape = x.shape.map((d, j) => d + paddings[j]![0] + paddings[j]![1]);
       const n = sizeOf(outShape);
       if (n * 4 > bindingLimit(be.device)) return null;
-      const out = be.makeTensorInfo(outShape, x.dtype);
-      be.uploadToGPU(out.dataId);
+      const out = sameStorage(be, x, outShape);
       const bits = new DataView(new ArrayBuffer(4));
-      if (x.dtype === "float32") bits.setFloat32(0, value, true);
+      if (storedDtype(be, x) === "float32") bits.setFloat32(0, value, true);
       else bits.setInt32(0, value, true);
       const u = packUniforms([
         ...padTo8(outShape).map((i) => ({ i })),
@@ -145,8 +204,7 @@ export function layoutKernels(): Record<string, GpuImpl> {
       const n = sizeOf(x.shape);
       if (n === 0 || n * 4 > bindingLimit(be.device)) return null;
       const { outShape, strides } = transposePlan(x.shape, perm);
-      const out = be.makeTensorInfo(outShape, x.dtype);
-      be.uploadToGPU(out.dataId);
+      const out = sameStorage(be, x, outShape);
       const u = packUniforms([
         ...padTo8(outShape).map((i) => ({ i })),
         ...padTo8(strides).map((i) => ({ i })),

@@ -23,6 +23,7 @@ import {
   packUniforms,
   scratch,
   sizeOf,
+  storedAsF32,
   type WebgpuBackendLike,
   wholeOf,
 } from "./gpu.ts";
@@ -188,8 +189,8 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nw: vec3<
 function reduceKernel(op: ReduceOp, mean: boolean): GpuImpl {
   return (args) => {
     const x = args.inputs["x"];
-    if (!x || x.dtype !== "float32" || sizeOf(x.shape) === 0) return null;
     const be = args.backend;
+    if (!storedAsF32(be, x) || sizeOf(x.shape) === 0) return null;
     if (sizeOf(x.shape) * 4 > bindingLimit(be.device)) return null;
     const a = args.attrs as Record<string, unknown>;
     // Sum and Mean name the attribute `axis`, Max names it `reductionIndices`.
@@ -212,9 +213,9 @@ export function reduceKernels(): Record<string, GpuImpl> {
     Softmax: (args) => {
       const x = args.inputs["logits"];
       const dim = (args.attrs as Record<string, unknown>)["dim"] as number;
-      if (!x || x.dtype !== "float32" || sizeOf(x.shape) === 0) return null;
-      if (dim !== -1 && dim !== x.shape.length - 1) return null;
       const be = args.backend;
+      if (!storedAsF32(be, x) || sizeOf(x.shape) === 0) return null;
+      if (dim !== -1 && dim !== x.shape.length - 1) return null;
       if (sizeOf(x.shape) * 4 > bindingLimit(be.device)) return null;
       const c = x.shape[x.shape.length - 1]!, rows = sizeOf(x.shape) / c;
       const out = newOutput(be, [...x.shape]);
