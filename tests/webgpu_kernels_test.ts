@@ -239,9 +239,10 @@ Deno.test({
 });
 
 Deno.test({
-  name: "webgpu layout: rank-8 Transpose and PadV2 (after-padding of the last axis) equal cpu",
+  name: "webgpu layout: rank-8 Transpose, Slice and PadV2 (last-axis after-padding) equal cpu",
   ignore: missing !== null,
   async fn() {
+    const before = webgpuCallCounts();
     const v = rand(2 * 3 * 2 * 2 * 3 * 2 * 2 * 3, 7);
     const { ref, gpu } = await onBoth(() => {
       const x = tf.tensor(v, [2, 3, 2, 2, 3, 2, 2, 3]);
@@ -253,11 +254,22 @@ Deno.test({
         tf.pad(tf.cast(x5, "int32"), [[0, 0], [0, 0], [0, 0], [0, 0], [0, 1]], 3),
         "float32",
       );
-      return [t, p, s[0]!, pi];
+      const sl = tf.slice(x5, [0, 1, 1, 0, 2], [1, 1, 2, -1, 2]);
+      const s8 = tf.slice(x, [1, 0, 1, 0, 1, 0, 1, 1], [1, 2, 1, 2, 2, 2, 1, 2]);
+      const si = tf.cast(
+        tf.slice(tf.cast(x5, "int32"), [0, 0, 1, 1, 1], [1, 2, 2, 2, 3]),
+        "float32",
+      );
+      return [t, p, s[0]!, pi, sl, s8, si];
     });
-    ["transpose", "pad", "slice gradient", "int32 pad"].forEach((what, j) => {
-      assert.equal(maxRel(gpu[j]!, ref[j]!), 0, what);
-    });
+    ["transpose", "pad", "slice gradient", "int32 pad", "slice", "rank-8 slice", "int32 slice"]
+      .forEach((what, j) => {
+        assert.equal(maxRel(gpu[j]!, ref[j]!), 0, what);
+      });
+    const after = webgpuCallCounts();
+    for (const k of ["Transpose", "Slice", "PadV2"]) {
+      assert.ok((after[k] ?? 0) > (before[k] ?? 0), `${k} served by the WGSL kernel`);
+    }
   },
 });
 

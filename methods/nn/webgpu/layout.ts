@@ -12,6 +12,8 @@
  * `[1, 0]`, measured on rank 4 and 5), and the gradient of every `slice` (the loss heads'
  * class slice, MASSL's crops) is such a pad, so every gradient through a slice was wrong.
  *
+ * `Slice` of any rank up to 8 (the loss heads' class slice; tfjs-webgpu's is rank <= 6).
+ *
  * `Cast` int32/bool -> float32 as a real conversion: tfjs-webgpu 4.22 only relabels the
  * tensor (its buffer keeps int32 words and its own shaders convert on read), so any kernel
  * reading the buffer as f32 (ours) saw integer bit patterns as tiny floats: the Dice
@@ -19,7 +21,7 @@
  * MASSL-on-webgpu test). Transpose and PadV2 copy words, so they keep the input's stored dtype.
  * @module
  */
-import type * as tf from "@tensorflow/tfjs-core";
+import * as tf from "@tensorflow/tfjs-core";
 import {
   bindingLimit,
   dispatch,
@@ -84,6 +86,28 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nw: vec3<
   if (inside) { O[i] = X[src]; } else { O[i] = u.value; }
 }`;
 
+/** Slice: out[i] = x[begin + coords(i)], one invocation per output element, any rank <= 8. */
+const SLICE_SHADER = `
+struct U { shape: array<vec4<i32>, 2>, strides: array<vec4<i32>, 2>, size: i32, rank: i32,
+           offset: i32 }
+@group(0) @binding(0) var<storage, read_write> O: array<u32>;
+@group(0) @binding(1) var<storage, read> X: array<u32>;
+@group(0) @binding(2) var<uniform> u: U;
+@compute @workgroup_size(64)
+fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nw: vec3<u32>,
+        @builtin(local_invocation_index) li: u32) {
+  let i = i32((wg.x + wg.y * nw.x) * 64u + li);
+  if (i >= u.size) { return; }
+  var rest = i;
+  var src = u.offset;
+  for (var j = u.rank - 1; j >= 0; j = j - 1) {
+    let dim = u.shape[j / 4][j % 4];
+    src = src + (rest % dim) * u.strides[j / 4][j % 4];
+    rest = rest / dim;
+  }
+  O[i] = X[src];
+}`;
+
 const CAST_SHADER = `
 struct U { size: i32 }
 @group(0) @binding(0) var<storage, read_write> O: array<f32>;
@@ -131,6 +155,49 @@ function padTo8(a: readonly number[]): number[] {
 /** The layout kernels by tfjs kernel name (null result: use tfjs's kernel). */
 export function layoutKernels(): Record<string, GpuImpl> {
   return {
+    Slice: (args) => {
+      const x = args.inputs["x"] as tf.TensorInfo | undefined;
+      const a = args.attrs as Record<string, unknown>;
+      if (!x || x.shape.length === 0 || x.shape.length > MAX_RANK) return null;
+      if (!["float32", "int32", "bool"].includes(x.dtype)) return null;
+      const be = args.backend;
+      if (sizeOf(x.shape) * 4 > bindingLimit(be.device)) return null;
+      const [begin, size] = tf.slice_util.parseSliceParams(
+        x as unknown as tf.Tensor,
+        a["begin"] as number | number[],
+        a["size"] as number | number[],
+      ) as [number[], number[]];
+      const n = sizeOf(size);
+      if (n === 0) return null;
+      const { strides } = transposePlan(x.shape, x.shape.map((_, j) => j));
+      const offset = begin.reduce((s, b, j) => s + b * strides[j]!, 0);
+      const out = sameStorage(be, x, size);
+      const u = packUniforms([
+        ...padTo8(size).map((i) => ({ i })),
+        ...padTo8(strides).map((i) => ({ i })),
+        { i: n },
+        { i: x.shape.length },
+        { i: offset },
+      ]);
+      const k = kernel(
+        be.device,
+        "semiseg-slice",
+        ["write", "read", "uniform"],
+        () => SLICE_SHADER,
+      );
+      dispatch(
+        be,
+        k,
+        [wholeOf(be, out).bound, wholeOf(be, x).bound],
+        u,
+        grid(
+          be.device,
+          Math.ceil(n / 64),
+        ),
+        [out, x],
+      );
+      return out;
+    },
     Cast: (args) => {
       const x = args.inputs["x"] as tf.TensorInfo | undefined;
       const to = (args.attrs as Record<string, unknown>)["dtype"];
