@@ -5,6 +5,7 @@
  */
 import { parseArgs } from "node:util";
 import { BACKEND_CHOICES, type BackendChoice } from "../methods/nn/backend.ts";
+import { flagErrorMessage } from "./harness/flags.ts";
 
 interface FlagDoc {
   type: "string" | "boolean";
@@ -57,7 +58,13 @@ export const FLAGS: Record<string, FlagDoc> = {
   },
   "dry-run": {
     type: "boolean",
-    help: "print the run plan with ids and estimated cost; run nothing",
+    help:
+      "print the run plan with ids (stdout) and its estimated wall time (stderr, from stored or probed step rates); run nothing",
+  },
+  "no-estimate": {
+    type: "boolean",
+    help:
+      "skip the wall-time estimate printed by --dry-run and at the start of a run (no probe steps)",
   },
   "tables-only": {
     type: "boolean",
@@ -119,6 +126,8 @@ export interface BenchOptions {
   methodFile: string | null;
   compare: string | null;
   dryRun: boolean;
+  /** Print the wall-time estimate (false with --no-estimate). */
+  estimate: boolean;
   tablesOnly: boolean;
   /** --status: report the plan's run states. */
   status: boolean;
@@ -212,12 +221,7 @@ export function parseBenchArgs(argv: string[]): BenchOptions {
   try {
     ({ values } = parseArgs({ args: argv, options, strict: true, allowPositionals: false }));
   } catch (e) {
-    const msg = e instanceof Error ? e.message : String(e);
-    const unknown = /Unknown option '([^']+)'/.exec(msg);
-    if (unknown) throw new Error(`unknown flag ${unknown[1]} (see --help for the flags)`);
-    const pos = /Unexpected argument '([^']+)'/.exec(msg);
-    if (pos) throw new Error(`unexpected argument '${pos[1]}' (flags take the form --name value)`);
-    throw new Error((msg.split("\n")[0] ?? msg).replace(/^Option '([^']+)'/, "flag $1"));
+    throw new Error(flagErrorMessage(e));
   }
   const str = (k: string) => values[k] as string | undefined;
   const backend = (str("backend") ?? "auto") as BackendChoice;
@@ -245,6 +249,7 @@ export function parseBenchArgs(argv: string[]): BenchOptions {
     methodFile: str("method-file") ?? null,
     compare: str("compare") ?? null,
     dryRun: values["dry-run"] === true,
+    estimate: values["no-estimate"] !== true,
     tablesOnly: values["tables-only"] === true,
     status: values.status === true,
     slurm: slurmRequest(values),

@@ -48,7 +48,8 @@
  * compressed: one error line and exit 1 (the executable is kept, for inspection).
  *
  * Flags: `--out DIR` (default dist/), `--no-check` (skip type-checking; `deno task ok` does
- * it), `--form auto|compile|self-extracting` (default auto: deno compile when a denort is
+ * it), `--with-tests` (self-extracting form with tests/ inside, for `semiseg selftest` on a
+ * machine that can install nothing, e.g. the webgpu kernel tests on a lent GPU), `--form auto|compile|self-extracting` (default auto: deno compile when a denort is
  * found, else self-extracting). Tools' own output is shown (on stderr) only when they fail.
  * @module
  */
@@ -375,14 +376,20 @@ exit 127
 `;
 }
 
-async function buildSelfExtracting(exe: string, outDir: string): Promise<Built> {
+async function buildSelfExtracting(
+  exe: string,
+  outDir: string,
+  withTests = false,
+): Promise<Built> {
   const work = await Deno.makeTempDir({ dir: outDir, prefix: ".semiseg-build-" });
   try {
     const stage = join(work, "stage"), app = join(stage, "app");
     await Deno.mkdir(app, { recursive: true });
     await Deno.copyFile(Deno.execPath(), join(stage, "deno"));
     await Deno.chmod(join(stage, "deno"), 0o755);
-    for (const s of SOURCES) await copyTree(join(ROOT, s), join(app, s), () => false);
+    for (const s of withTests ? [...SOURCES, "tests"] : SOURCES) {
+      await copyTree(join(ROOT, s), join(app, s), () => false);
+    }
     // Resolve npm imports from node_modules/ as it is: never install, never download.
     const config = JSON.parse(await Deno.readTextFile(join(ROOT, "deno.json")));
     config.nodeModulesDir = "manual";
@@ -447,15 +454,17 @@ async function main(args: string[]): Promise<number> {
   let outDir = join(ROOT, "dist");
   let check = true;
   let form = "auto";
+  let withTests = false;
   for (let i = 0; i < args.length; i++) {
     const a = args[i]!;
     if (a === "--out" && args[i + 1] !== undefined) outDir = resolve(args[++i]!);
     else if (a === "--no-check") check = false;
+    else if (a === "--with-tests") withTests = true;
     else if (a === "--form" && ["auto", "compile", "self-extracting"].includes(args[i + 1]!)) {
       form = args[++i]!;
     } else {
       throw new Error(
-        `unknown or incomplete flag ${a} (flags: --out DIR, --no-check, ` +
+        `unknown or incomplete flag ${a} (flags: --out DIR, --no-check, --with-tests, ` +
           `--form auto|compile|self-extracting)`,
       );
     }
@@ -464,14 +473,15 @@ async function main(args: string[]): Promise<number> {
   const exe = join(outDir, EXE_NAME);
   const t0 = performance.now();
   let built: Built;
-  const denort = form === "self-extracting" ? null : await findDenort();
+  // The test files run with `deno test` inside the unpacked copy: self-extracting only.
+  const denort = form === "self-extracting" || withTests ? null : await findDenort();
   if (denort?.ok) {
     built = await buildWithDenoCompile(exe, denort, check);
   } else {
     if (denort && form === "compile") throw new Error(denort.problem);
     if (denort) warn(`compile: deno compile is not possible here (${denort.problem})`);
     if (check) await mustRun(Deno.execPath(), ["check", "--quiet", ENTRY], ROOT);
-    built = await buildSelfExtracting(exe, outDir);
+    built = await buildSelfExtracting(exe, outDir, withTests);
   }
   const seconds = ((performance.now() - t0) / 1000).toFixed(1);
   say(`form: ${built.form}`);

@@ -21,9 +21,24 @@ import { resolveJobs, runWorkers } from "./harness/parallel.ts";
 import { slurmQueueLines, submitSlurm } from "./harness/slurm.ts";
 import { statusReport } from "./harness/status.ts";
 import type { BenchmarkSpec } from "./harness/spec.ts";
-import type { Split } from "../datasets/types.ts";
+import type { Case, Dataset, Split } from "../datasets/types.ts";
+import type { Provenance } from "../methods/nn/backend.ts";
+import {
+  type DataFacts,
+  estimatePlan,
+  forwardKey,
+  machineKey,
+  MIN_RUN_ITERATIONS,
+  nominalTestWindows,
+  type RunWindows,
+  storeRates,
+  trainKey,
+} from "./harness/estimate.ts";
+import { caseWindows } from "./harness/evaluate.ts";
+import type { RunRecord } from "./harness/store.ts";
 
 const out = (s: string) => Deno.stdout.writeSync(new TextEncoder().encode(s + "\n"));
+const err = (s: string) => Deno.stderr.writeSync(new TextEncoder().encode(s + "\n"));
 
 function listing(): string {
   const lines = ["Benchmarks:"];
@@ -85,6 +100,175 @@ function describePlan(spec: BenchmarkSpec, runs: PlannedRun[]): string[] {
   return lines;
 }
 
+async function exists(path: string): Promise<boolean> {
+  try {
+    await Deno.stat(path);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** Load the cases of `ids` that are on disk (through `cache`), skipping unreadable ones. */
+async function loadPresent(dataset: Dataset, ids: string[], cache: Map<string, Case>) {
+  const out: Case[] = [];
+  for (const id of ids) {
+    let c = cache.get(id);
+    if (!c) {
+      try {
+        c = await dataset.load(id);
+      } catch {
+        continue;
+      }
+      cache.set(id, c);
+    }
+    out.push(c);
+  }
+  return out;
+}
+
+/** Channels and classes of the data (for the probe batch), and the windows each run evaluates. */
+async function estimateData(
+  spec: BenchmarkSpec,
+  dataset: Dataset | null,
+  cache: Map<string, Case>,
+): Promise<{
+  facts: DataFacts;
+  windows: (run: PlannedRun) => RunWindows | null;
+  source: string;
+}> {
+  const assumed: DataFacts = { channels: 1, nClasses: 2, source: "assumed: 1 channel, 2 classes" };
+  if (dataset === null) {
+    const nominal = nominalTestWindows(spec.dataset.id, spec.eval);
+    return {
+      facts: assumed,
+      windows: () => (nominal === null ? null : { test: nominal.windows, val: 0 }),
+      source: nominal?.note ?? `no ${spec.dataset.id} data on disk: test volume shapes unknown`,
+    };
+  }
+  const splits = await dataset.splits();
+  const bySplit = new Map<string | null, RunWindows | null>();
+  let facts: DataFacts | null = null;
+  let present = 0, listed = 0;
+  /** Windows of `ids`, the mean of those on disk standing in for the rest; null: none there. */
+  const count = async (ids: string[]): Promise<number | null> => {
+    if (ids.length === 0) return 0;
+    const cases = await loadPresent(dataset, ids, cache);
+    if (cases[0] && facts === null) {
+      facts = { channels: cases[0].image.channels, nClasses: dataset.nClasses, source: "dataset" };
+    }
+    if (cases.length === 0) return null;
+    const sum = cases.reduce((s, c) => s + caseWindows(c.image.shape, spec.eval), 0);
+    return Math.round((sum / cases.length) * ids.length);
+  };
+  const names = spec.dataset.folds ?? [spec.dataset.split ?? null];
+  for (const name of names) {
+    const split = name === null ? splits[0] : splits.find((s) => s.name === name);
+    if (!split) continue;
+    const test = await count(split.test);
+    const val = spec.selection.kind === "best-val" ? await count(split.val) : 0;
+    listed += split.test.length;
+    present += split.test.filter((id) => cache.has(id)).length;
+    bySplit.set(
+      spec.dataset.folds ? name : null,
+      test === null || val === null ? null : { test, val },
+    );
+  }
+  return {
+    facts: facts ?? { ...assumed, nClasses: dataset.nClasses },
+    windows: (run) => bySplit.get(spec.dataset.folds ? run.split : null) ?? null,
+    source: present === listed
+      ? `from the ${listed} test volumes on disk`
+      : present === 0
+      ? "no test volume on disk: shapes unknown"
+      : `from ${present} of ${listed} test volumes on disk, their mean for the rest`,
+  };
+}
+
+/** Print the plan's wall-time estimate on stderr (never fails the command). */
+async function printEstimate(a: {
+  spec: BenchmarkSpec;
+  runs: PlannedRun[];
+  opts: BenchOptions;
+  provenance: Provenance;
+  store: ResultStore;
+  jobs: number;
+  dataset: Dataset | null;
+  cache: Map<string, Case>;
+}): Promise<void> {
+  try {
+    let dataset = a.dataset;
+    if (dataset === null) {
+      try {
+        dataset = getDataset(a.spec.dataset.id).open(
+          dataRoot(a.spec, a.opts),
+          a.spec.dataset.options ?? {},
+        );
+      } catch {
+        dataset = null; // not on disk: nominal shapes
+      }
+    }
+    const data = await estimateData(a.spec, dataset, a.cache);
+    const finished = new Set<string>();
+    for (const r of a.runs) if (await exists(a.store.runPath(r.runId))) finished.add(r.runId);
+    await estimatePlan({
+      spec: a.spec,
+      runs: a.runs,
+      finished,
+      provenance: a.provenance,
+      outRoot: a.opts.out,
+      jobs: a.jobs,
+      facts: data.facts,
+      windows: data.windows,
+      windowsSource: data.source,
+      print: err,
+    });
+  } catch (e) {
+    err(`estimate: not available (${e instanceof Error ? e.message.split("\n")[0] : String(e)})`);
+  }
+}
+
+/** A finished run's measured rates, stored for later estimates on this machine. */
+async function rememberRates(
+  spec: BenchmarkSpec,
+  run: PlannedRun,
+  rec: RunRecord,
+  provenance: Provenance,
+  dataset: Dataset,
+  cache: Map<string, Case>,
+  outRoot: string,
+): Promise<void> {
+  const its = run.spec["iterations"] as number;
+  if (its < MIN_RUN_ITERATIONS || spec.selection.kind !== "last") return;
+  const test = rec.cases.map((c) => cache.get(c.id)).filter((c) => c !== undefined);
+  if (test.length === 0) return;
+  const facts: DataFacts = {
+    channels: test[0]!.image.channels,
+    nClasses: dataset.nClasses,
+    source: "dataset",
+  };
+  const windows = test.reduce((s, c) => s + caseWindows(c.image.shape, spec.eval), 0);
+  const at = new Date().toISOString();
+  await storeRates(
+    outRoot,
+    machineKey(provenance),
+    {
+      [trainKey(spec, run, facts)]: {
+        seconds: rec.timing.trainSeconds / its,
+        source: `run ${run.runId}, ${its} it`,
+        at,
+      },
+    },
+    {
+      [forwardKey(spec, run, facts)]: {
+        seconds: rec.timing.evalSeconds / windows,
+        source: `run ${run.runId}, ${windows} windows incl. metrics`,
+        at,
+      },
+    },
+  ).catch(() => {});
+}
+
 async function writeTables(spec: BenchmarkSpec, store: ResultStore): Promise<string> {
   const table = buildTable(spec, await store.readAllRuns());
   const md = tableMarkdown(table);
@@ -134,8 +318,29 @@ export async function main(argv: string[]): Promise<number> {
     return await submitSlurm({ spec, runs, store, request: opts.slurm, argv, print: out });
   }
   if (opts.dryRun) {
+    // The backend the plan would run on, selected first so that its notices (a fallback, or
+    // native kernels missing: how much slower, and the fix) are the first lines, as in a run.
+    let provenance: Provenance | null = null;
+    try {
+      provenance = await initBackend(opts.backend);
+    } catch (e) {
+      err(`bench: ${e instanceof Error ? e.message : String(e)}`);
+    }
     out(`Plan for ${spec.id} (${spec.title}), results in ${store.dir}:`);
     for (const l of describePlan(spec, runs)) out(l);
+    // The estimate goes to stderr: the plan on stdout stays what it was.
+    if (opts.estimate && provenance) {
+      await printEstimate({
+        spec,
+        runs,
+        opts,
+        provenance,
+        store,
+        jobs: opts.shard ? 1 : resolveJobs(opts.jobs, runs.length),
+        dataset: null,
+        cache: new Map(),
+      });
+    }
     return 0;
   }
   if (opts.tablesOnly) {
@@ -162,7 +367,19 @@ export async function main(argv: string[]): Promise<number> {
   const jobs = opts.shard ? 1 : resolveJobs(opts.jobs, runs.length);
   if (jobs > 1) {
     const t0 = performance.now();
-    const code = await runWorkers(argv, jobs);
+    // The estimate runs as a --dry-run child, which frees its device (a GPU) before the
+    // workers start; it prints the backend notices, so the workers stay quiet.
+    let estimated = false;
+    if (opts.estimate) {
+      const child = await new Deno.Command(Deno.execPath(), {
+        args: ["run", "-A", new URL(import.meta.url).pathname, ...argv, "--dry-run"],
+        stdin: "null",
+        stdout: "null",
+        stderr: "inherit",
+      }).output();
+      estimated = child.success;
+    }
+    const code = await runWorkers(argv, jobs, { quiet: estimated });
     const table = await writeTables(spec, store);
     out(
       opts.compare
@@ -187,14 +404,30 @@ export async function main(argv: string[]): Promise<number> {
     provenance,
     gitCommit: await gitCommit(),
     progress,
-    cache: new Map(),
+    cache: new Map<string, Case>(),
     index: 0,
     total: runs.length,
   };
+  // --jobs workers leave the estimate to their parent; SLURM tasks (--shard) print their own.
+  if (opts.estimate && Deno.env.get("SEMISEG_WORKER") === undefined) {
+    await printEstimate({
+      spec,
+      runs,
+      opts,
+      provenance,
+      store,
+      jobs: 1,
+      dataset,
+      cache: ctx.cache,
+    });
+  }
   const t0 = performance.now();
   let failed = 0;
   for (const [i, run] of runs.entries()) {
     const res = await executeRun(run, { ...ctx, index: i });
+    if (res.status === "finished") {
+      await rememberRates(spec, run, res.record, provenance, dataset, ctx.cache, opts.out);
+    }
     if (res.status === "skipped") {
       progress.line(
         `run ${run.runId} (${run.rowKey} L=${run.labeled} seed=${run.seed}): finished earlier, skipped`,

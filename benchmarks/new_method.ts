@@ -174,18 +174,61 @@ export async function scaffold(root: string, name: string | undefined): Promise<
   return [methodPath, testPath, regPath];
 }
 
-if (import.meta.main) {
-  try {
-    const root = new URL("..", import.meta.url).pathname;
-    if (Deno.args.length !== 1) throw new Error("usage: deno task new-method <name>");
-    const files = await scaffold(root, Deno.args[0]);
-    Deno.stdout.writeSync(new TextEncoder().encode(
-      `wrote ${files.join(", ")}\nnext: write the loss in methods/${
-        parseMethodName(Deno.args[0]).file
-      }.ts, then deno task test\n`,
-    ));
-  } catch (e) {
-    Deno.stderr.writeSync(new TextEncoder().encode(`${(e as Error).message}\n`));
-    Deno.exit(2);
+const USAGE =
+  "usage: deno task new-method <name>   (lower-case words joined by _ or -, e.g. cross_pseudo)";
+
+/**
+ * What `deno task new-method` prints after scaffolding: the files, the method id to pass to
+ * `--methods` (the name with `-`; the `_` spelling is accepted too) and the next steps.
+ */
+export function scaffoldSummary(name: string, files: string[]): string[] {
+  const { file, id } = parseMethodName(name);
+  return [
+    `wrote ${files.join(", ")}`,
+    `method id: ${id} (deno task bench --methods ${id}${
+      file === id ? "" : `; --methods ${file} is accepted too`
+    })`,
+    `next: write the loss in methods/${file}.ts, then deno task test tests/${file}_test.ts`,
+  ];
+}
+
+/** Entry point; returns the exit code (0 written, 2 refused), printing through `print`/`fail`. */
+export async function main(
+  args: string[],
+  print: (line: string) => void,
+  fail: (line: string) => void,
+  root = new URL("..", import.meta.url).pathname,
+): Promise<number> {
+  if (args.length === 1 && (args[0] === "--help" || args[0] === "-h")) {
+    print(USAGE);
+    return 0;
   }
+  const flag = args.find((a) => a.startsWith("-"));
+  if (flag !== undefined) {
+    fail(`new-method: unknown flag ${flag.split("=")[0]} (${USAGE})`);
+    return 2;
+  }
+  if (args.length !== 1) {
+    fail(`new-method: ${args.length === 0 ? "no name given" : "one name only"} (${USAGE})`);
+    return 2;
+  }
+  try {
+    const files = await scaffold(root, args[0]);
+    for (const l of scaffoldSummary(args[0]!, files)) print(l);
+    return 0;
+  } catch (e) {
+    fail((e instanceof Error ? e.message : String(e)).split("\n")[0]!);
+    return 2;
+  }
+}
+
+if (import.meta.main) {
+  const enc = new TextEncoder();
+  Deno.exit(
+    await main(
+      Deno.args,
+      (l) => Deno.stdout.writeSync(enc.encode(l + "\n")),
+      (l) => Deno.stderr.writeSync(enc.encode(l + "\n")),
+    ),
+  );
 }

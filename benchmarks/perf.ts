@@ -16,6 +16,9 @@
  * (skip cpu-js above this many voxels per sample) `--no-torch` `--torch-device auto|cpu|cuda`
  * (auto: CUDA comparator too when webgpu is timed) `--nf 16` `--no-profile`
  * `--mem-steps 0` (steps of the memory check; 200 for the acceptance check) `--json FILE`
+ * `SEMISEG_TORCH_VNET=PATH` locates torch_vnet.py when ../shared is not beside the checkout.
+ * `--compare FILE` (losses of an earlier `--json` run, e.g. cpu computed here and carried to
+ * a GPU machine: same seeds and steps, so the curves must agree)
  * `--threads N` (oneDNN and PyTorch threads; default $OMP_NUM_THREADS or 2).
  * Timings on a shared 2-core VM are noisy: compare medians only.
  * @module
@@ -52,6 +55,8 @@ export interface PerfOptions {
   profile: boolean;
   memSteps: number;
   json: string | null;
+  /** A `--json` file of an earlier run (e.g. cpu on another machine) to compare losses with. */
+  compare: string | null;
   nFilters: number;
   threads: number;
 }
@@ -71,6 +76,7 @@ export function parseArgs(args: string[]): PerfOptions {
     profile: true,
     memSteps: 0,
     json: null,
+    compare: null,
     nFilters: 16,
     threads: Number(Deno.env.get("OMP_NUM_THREADS") ?? 2) || 2,
   };
@@ -117,6 +123,7 @@ export function parseArgs(args: string[]): PerfOptions {
     else if (a === "--no-profile") o.profile = false;
     else if (a === "--mem-steps") o.memSteps = Number(v());
     else if (a === "--json") o.json = v();
+    else if (a === "--compare") o.compare = v();
     else throw new Error(`unknown flag ${a}`);
   }
   return o;
@@ -303,7 +310,12 @@ async function torchStep(
   device: "cpu" | "cuda",
   tf32: "on" | "off",
 ): Promise<{ medianS: number; runsS: number[]; torch: string } | string> {
-  const script = new URL("../../shared/perf/torch_vnet.py", import.meta.url).pathname;
+  // SEMISEG_TORCH_VNET: the comparator carried elsewhere (e.g. beside the offline executable
+  // on a GPU machine, where ../shared is absent).
+  let script = new URL("../../shared/perf/torch_vnet.py", import.meta.url).pathname;
+  try {
+    script = Deno.env.get("SEMISEG_TORCH_VNET") || script;
+  } catch { /* no --allow-env */ }
   try {
     await Deno.stat(script);
   } catch {
@@ -311,6 +323,16 @@ async function torchStep(
   }
   const python = await findTorchPython();
   if (python === null) return "no python3 with torch (apt-get install python3-torch)";
+  if (device === "cuda") {
+    const probe = await new Deno.Command(python, {
+      args: ["-c", "import torch; print(torch.cuda.is_available())"],
+      stdout: "piped",
+      stderr: "null",
+    }).output();
+    if (new TextDecoder().decode(probe.stdout).trim() !== "True") {
+      return `${python}'s PyTorch sees no CUDA device`;
+    }
+  }
   const args = [script, "step", "--patch", ...shape.map(String), "--batch", String(o.batch)];
   args.push("--runs", String(o.runs), "--threads", String(o.threads), "--nf", String(o.nFilters));
   if (device === "cuda") args.push("--device", "cuda", "--tf32", tf32);
@@ -331,6 +353,53 @@ async function torchStep(
 
 const fmt = (x: number, d = 3) => x.toFixed(d);
 
+/** Losses per backend per input shape of a `--json` report, for `--compare`. */
+type Carried = Map<string, Record<string, number[]>>;
+
+async function readCarried(path: string): Promise<Carried> {
+  let j: { report?: Record<string, unknown>[] };
+  try {
+    j = JSON.parse(await Deno.readTextFile(path));
+  } catch (e) {
+    throw new Error(
+      `--compare ${path}: not a perf --json file (${e instanceof Error ? e.message : e})`,
+    );
+  }
+  if (!Array.isArray(j.report)) throw new Error(`--compare ${path}: no 'report' array`);
+  const out: Carried = new Map();
+  for (const row of j.report) {
+    const by: Record<string, number[]> = {};
+    for (const [k, v] of Object.entries(row)) {
+      const l = (v as { losses?: unknown } | null)?.losses;
+      if (Array.isArray(l)) by[k] = l as number[];
+    }
+    out.set(JSON.stringify(row["shape"]), by);
+  }
+  return out;
+}
+
+/** One line per (backend timed now, backend in the carried file) with the loss difference. */
+export function compareCarried(
+  carried: Carried,
+  shape: number[],
+  now: Record<string, number[]>,
+  file: string,
+): string[] {
+  const then = carried.get(JSON.stringify(shape));
+  if (then === undefined) return [`  --compare: ${file} has no ${shape.join("x")} row`];
+  const lines: string[] = [];
+  for (const [b, l] of Object.entries(now)) {
+    for (const [c, ref] of Object.entries(then)) {
+      lines.push(
+        `  ${b} vs ${c} of ${file}: max rel loss diff ${
+          maxRelLossDiff(l, ref).toExponential(2)
+        } over ${Math.min(l.length, ref.length)} steps`,
+      );
+    }
+  }
+  return lines;
+}
+
 /** max_i |a_i - b_i| / |b_i| over the steps both ran (the same seeds, data and dropout masks). */
 export function maxRelLossDiff(a: readonly number[], b: readonly number[]): number {
   let m = 0;
@@ -347,6 +416,7 @@ export async function main(args: string[] = Deno.args): Promise<void> {
   Deno.env.set("OMP_NUM_THREADS", String(o.threads));
   say(`threads: ${o.threads} (oneDNN via OMP_NUM_THREADS, PyTorch via set_num_threads)`);
   const report: Record<string, unknown>[] = [];
+  const carried = o.compare === null ? null : await readCarried(o.compare);
   let prov: Provenance | null = null;
   const cases: [[number, number, number], number][] = o.shapes.map((s) => [s, o.batch]);
   if (o.full) cases.push([[112, 112, 80], 4]);
@@ -458,6 +528,11 @@ export async function main(args: string[] = Deno.args): Promise<void> {
             );
           }
         }
+      }
+    }
+    if (carried !== null) {
+      for (const line of compareCarried(carried, [batch, ...shape, 1], losses, o.compare!)) {
+        say(line);
       }
     }
     report.push(row);

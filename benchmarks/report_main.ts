@@ -7,6 +7,7 @@ import { parseArgs } from "node:util";
 import { getBenchmark } from "./mod.ts";
 import { ResultStore } from "./harness/store.ts";
 import { writeReport } from "./harness/report.ts";
+import { flagErrorMessage } from "./harness/flags.ts";
 
 const HELP = [
   "deno task report [flags]",
@@ -42,12 +43,7 @@ export function parseReportArgs(argv: string[]): ReportOptions {
       allowPositionals: false,
     }));
   } catch (e) {
-    const msg = e instanceof Error ? e.message : String(e);
-    const unknown = /Unknown option '([^']+)'/.exec(msg);
-    if (unknown) throw new Error(`unknown flag ${unknown[1]} (see --help for the flags)`);
-    const pos = /Unexpected argument '([^']+)'/.exec(msg);
-    if (pos) throw new Error(`unexpected argument '${pos[1]}' (flags take the form --name value)`);
-    throw new Error((msg.split("\n")[0] ?? msg).replace(/^Option '([^']+)'/, "flag $1"));
+    throw new Error(flagErrorMessage(e));
   }
   return {
     benchmark: values.benchmark ?? "synthetic",

@@ -7,6 +7,7 @@
 import { parseArgs } from "node:util";
 import { DATASETS, getDataset } from "./mod.ts";
 import { isDir } from "./common.ts";
+import { flagErrorMessage } from "../benchmarks/harness/flags.ts";
 
 const USAGE = `usage: deno task data <name> [--root DIR]   (names: ${
   DATASETS.map((d) => d.id).join(", ")
@@ -23,9 +24,8 @@ export async function main(args: string[], print: (line: string) => void): Promi
       options: { root: { type: "string" }, help: { type: "boolean", short: "h" } },
     });
   } catch (e) {
-    const msg = e instanceof Error ? e.message : String(e);
-    const flag = /'(-[^']*)'/.exec(msg)?.[1];
-    print(flag ? `unknown flag ${flag} (${USAGE})` : `${msg.split("\n")[0]} (${USAGE})`);
+    // The shared one-line message, with this task's usage instead of "see --help".
+    print(`${flagErrorMessage(e).replace(/ \(see --help for the flags\)$/, "")} (${USAGE})`);
     return 2;
   }
   if (parsed.values.help) {
@@ -66,6 +66,16 @@ export async function main(args: string[], print: (line: string) => void): Promi
 }
 
 if (import.meta.main) {
-  // deno-lint-ignore no-console
-  Deno.exit(await main(Deno.args, (l) => console.log(l)));
+  try {
+    // deno-lint-ignore no-console
+    Deno.exit(await main(Deno.args, (l) => console.log(l)));
+  } catch (e) {
+    // Anything unforeseen is still one line, not a stack trace.
+    Deno.stderr.writeSync(
+      new TextEncoder().encode(
+        `data: ${(e instanceof Error ? e.message : String(e)).split("\n")[0]}\n`,
+      ),
+    );
+    Deno.exit(2);
+  }
 }

@@ -16,7 +16,7 @@
  */
 import assert from "node:assert/strict";
 import { delimiter, join, relative } from "node:path";
-import { XZ_LIMIT_BYTES } from "../benchmarks/compile.ts";
+import { findDenort, XZ_LIMIT_BYTES } from "../benchmarks/compile.ts";
 
 const ROOT = new URL("..", import.meta.url).pathname.replace(/\/$/, "");
 const ENTRY = join(ROOT, "benchmarks", "compiled_main.ts");
@@ -96,7 +96,10 @@ Deno.test("compiled_main: dispatch on the first argument (deno run, away from th
     assertListing(await deno(["run", "-A", join(ROOT, "benchmarks", "main.ts"), "--list"]), "run");
     const bad = await deno(["frobnicate"]);
     assert.equal(bad.code, 2);
-    assert.equal(bad.err, "semiseg: unknown command 'frobnicate' (expected bench, perf or help)\n");
+    assert.equal(
+      bad.err,
+      "semiseg: unknown command 'frobnicate' (expected bench, perf, evaluate, doctor, selftest or help)\n",
+    );
     const badFlag = await deno(["bench", "--frobnicate"]);
     assert.equal(badFlag.code, 2);
     assert.match(badFlag.err, /^bench: unknown flag --frobnicate \(/);
@@ -210,6 +213,9 @@ Deno.test({
         "--out",
         join(tmp, "dist"),
         "--no-check",
+        // Without a denort runtime (the usual case here) the self-extracting form is built;
+        // then with tests/ inside, so that `selftest` is checked too.
+        ...((await findDenort()).ok ? [] : ["--with-tests"]),
       ], ROOT);
       assert.equal(built.code, 0, built.out + built.err);
       const lines = built.out.trimEnd().split("\n");
@@ -317,6 +323,18 @@ Deno.test({
       ], cwd);
       assert.equal(perf.code, 0, perf.err);
       assert.match(perf.out, /^ {2}cpu +median [\d.]+ s over 1 /m);
+
+      if (sfx) {
+        // `selftest` runs test files inside the unpacked copy (a GPU-free test here).
+        const st = await off.run(exe, [
+          "selftest",
+          "webgpu_kernels_test.ts",
+          "--filter",
+          "planChunks",
+        ], cwd);
+        assert.equal(st.code, 0, st.out + st.err);
+        assert.match(st.out + st.err, /ok \| 1 passed/);
+      }
 
       // Nothing was downloaded into the empty DENO_DIR.
       for (const sub of ["npm", "remote", "dl"]) {

@@ -32,6 +32,11 @@ function perCase(runs: RunRecord[], metric: string): Map<string, number> {
 /** The comparison as printable lines; an error naming the row when it has no stored runs. */
 export function compareReport(spec: BenchmarkSpec, runs: RunRecord[], candidate: string): string[] {
   const mine = runs.filter((r) => r.benchmark === spec.id);
+  // `my_method` (new-method's file name) names the row `my-method`, as --methods accepts.
+  if (!mine.some((r) => r.rowKey === candidate)) {
+    const dashed = candidate.replaceAll("_", "-");
+    if (mine.some((r) => r.rowKey === dashed)) candidate = dashed;
+  }
   if (!mine.some((r) => r.rowKey === candidate)) {
     const keys = [...new Set(mine.map((r) => r.rowKey))].sort();
     throw new Error(

@@ -9,7 +9,7 @@ import type { Method } from "../../methods/types.ts";
 import type { Case } from "../../datasets/types.ts";
 import type { EvalProtocol } from "./spec.ts";
 import type { CaseMetrics } from "./store.ts";
-import { type PredictFn, slidingWindowInference } from "./sliding_window.ts";
+import { planWindows, type PredictFn, slidingWindowInference } from "./sliding_window.ts";
 import { largestConnectedComponent } from "./postprocess.ts";
 import { wmhMetrics } from "./challenge.ts";
 import { binaryMetrics } from "./metrics.ts";
@@ -56,7 +56,23 @@ export async function evaluateCase(
   protocol: EvalProtocol,
   nClasses: number,
   ignoreLabel?: number,
+  onWindows?: (windowsDone: number, windowsTotal: number) => void,
 ): Promise<CaseMetrics> {
+  const labels = await predictLabels(method, c, protocol, nClasses, onWindows);
+  return scoreLabels(labels, c, protocol, ignoreLabel);
+}
+
+/**
+ * The argmax label map of one case: the sliding window of `protocol` (window layout, stride,
+ * weighting), before any post-processing ({@link scoreLabels} applies the rest).
+ */
+export async function predictLabels(
+  method: Method,
+  c: Case,
+  protocol: EvalProtocol,
+  nClasses: number,
+  onWindows?: (windowsDone: number, windowsTotal: number) => void,
+): Promise<Uint8Array> {
   const sw = await slidingWindowInference(
     { data: c.image.data, shape: c.image.shape, channels: c.image.channels },
     windowPredictor(method),
@@ -66,10 +82,25 @@ export async function evaluateCase(
       mode: protocol.window,
       stride: [protocol.strideXY, protocol.strideXY, protocol.strideZ],
       weighting: protocol.gaussian ? "gaussian" : "uniform",
-      batchSize: 2,
+      batchSize: EVAL_BATCH,
+      ...(onWindows ? { onProgress: onWindows } : {}),
     },
   );
-  let pred = classMask(sw.labels, 1);
+  return sw.labels;
+}
+
+/**
+ * Score a label map of one case under `protocol`: foreground class 1, `ignoreLabel` voxels
+ * removed, the largest connected component when `protocol.lcc`, then the metrics (as
+ * {@link evaluateCase}; scoring one map under two protocols re-uses one sliding window).
+ */
+export function scoreLabels(
+  labels: Uint8Array,
+  c: Case,
+  protocol: EvalProtocol,
+  ignoreLabel?: number,
+): CaseMetrics {
+  let pred = classMask(labels, 1);
   if (ignoreLabel !== undefined) {
     for (let i = 0; i < pred.length; i++) if (c.label.data[i] === ignoreLabel) pred[i] = 0;
   }
@@ -99,15 +130,65 @@ export async function evaluateCase(
   return { id: c.id, values };
 }
 
-/** Score every case in order. */
+/** Windows per predict call of the evaluator. */
+export const EVAL_BATCH = 2;
+
+/** Sliding windows of one volume of `shape` under `protocol` (no inference). */
+export function caseWindows(
+  shape: readonly [number, number, number],
+  protocol: EvalProtocol,
+): number {
+  return planWindows(
+    shape,
+    protocol.patch,
+    protocol.window,
+    [protocol.strideXY, protocol.strideXY, protocol.strideZ],
+  ).count;
+}
+
+/** Where the evaluation of a list of cases stands (for progress lines). */
+export interface EvalProgressUpdate {
+  /** Cases finished. */
+  casesDone: number;
+  cases: number;
+  /** Windows predicted so far, over all cases, and in all. */
+  windowsDone: number;
+  windowsTotal: number;
+  /** Seconds since the evaluation started. */
+  elapsed: number;
+}
+
+/**
+ * Score every case in order; `onProgress` hears at the start, after each predict call (cases
+ * done, windows done / total over all cases, elapsed seconds) and when a case's metrics are done.
+ */
 export async function evaluateCases(
   method: Method,
   cases: Case[],
   protocol: EvalProtocol,
   nClasses: number,
   ignoreLabel?: number,
+  onProgress?: (u: EvalProgressUpdate) => void,
 ): Promise<CaseMetrics[]> {
   const out: CaseMetrics[] = [];
-  for (const c of cases) out.push(await evaluateCase(method, c, protocol, nClasses, ignoreLabel));
+  const windows = onProgress ? cases.map((c) => caseWindows(c.image.shape, protocol)) : [];
+  const windowsTotal = windows.reduce((a, b) => a + b, 0);
+  const t0 = performance.now();
+  let before = 0;
+  const report = (casesDone: number, windowsDone: number) =>
+    onProgress?.({
+      casesDone,
+      cases: cases.length,
+      windowsDone,
+      windowsTotal,
+      elapsed: (performance.now() - t0) / 1000,
+    });
+  report(0, 0);
+  for (const [i, c] of cases.entries()) {
+    const onWindows = onProgress ? (done: number) => report(i, before + done) : undefined;
+    out.push(await evaluateCase(method, c, protocol, nClasses, ignoreLabel, onWindows));
+    before += windows[i] ?? 0;
+    report(i + 1, before);
+  }
   return out;
 }

@@ -29,15 +29,25 @@ export function withoutJobs(argv: string[]): string[] {
   return out;
 }
 
-/** Run `argv` as `jobs` shard workers; resolves to the worst exit code. */
-export async function runWorkers(argv: string[], jobs: number): Promise<number> {
+/**
+ * Run `argv` as `jobs` shard workers; resolves to the worst exit code. Backend notices are
+ * printed by the first worker only, or by none with `quiet` (the caller printed them).
+ */
+export async function runWorkers(
+  argv: string[],
+  jobs: number,
+  opts: { quiet?: boolean } = {},
+): Promise<number> {
   const children = Array.from({ length: jobs }, (_, i) =>
     new Deno.Command(Deno.execPath(), {
       args: ["run", "-A", MAIN, ...withoutJobs(argv), "--jobs", "1", "--shard", `${i}/${jobs}`],
       // Workers inherit OMP_NUM_THREADS (default 1, see methods/nn/native/dnnl.ts), so their
       // numbers equal a single-process run's.
       // Backend fallback notices are the same in every worker: print them once.
-      env: { SEMISEG_WORKER: `${i + 1}/${jobs}`, ...(i > 0 ? { SEMISEG_NOTICES: "0" } : {}) },
+      env: {
+        SEMISEG_WORKER: `${i + 1}/${jobs}`,
+        ...(i > 0 || opts.quiet ? { SEMISEG_NOTICES: "0" } : {}),
+      },
       stdin: "null",
       stdout: "null",
       stderr: "inherit",

@@ -40,16 +40,27 @@ export function rowKey(e: MethodEntry): string {
   return e.key ?? e.method;
 }
 
+/**
+ * Resolve `--methods` names to the row keys or method ids of `spec`: an exact match first;
+ * otherwise the name with `_` read as `-` (the file name `deno task new-method my_method`
+ * writes, whose id is `my-method`). Unknown names are one-line errors listing the choices.
+ */
+export function resolveMethodNames(spec: BenchmarkSpec, names: string[]): string[] {
+  const keys = spec.methods.map(rowKey);
+  const known = (m: string) => keys.includes(m) || spec.methods.some((e) => e.method === m);
+  return names.map((m) => {
+    if (known(m)) return m;
+    const dashed = m.replaceAll("_", "-");
+    if (known(dashed)) return dashed;
+    throw new Error(
+      `--methods: '${m}' is not in benchmark ${spec.id} (expected one of ${keys.join(", ")})`,
+    );
+  });
+}
+
 /** Expand `spec` into runs, sorted by row, labeled, seed. Unknown filter values are errors. */
 export function expandGrid(spec: BenchmarkSpec, filter: PlanFilter = {}): PlannedRun[] {
-  const keys = spec.methods.map(rowKey);
-  for (const m of filter.methods ?? []) {
-    if (!keys.includes(m) && !spec.methods.some((e) => e.method === m)) {
-      throw new Error(
-        `--methods: '${m}' is not in benchmark ${spec.id} (expected one of ${keys.join(", ")})`,
-      );
-    }
-  }
+  if (filter.methods) filter = { ...filter, methods: resolveMethodNames(spec, filter.methods) };
   for (const l of filter.labeled ?? []) {
     if (!spec.labeled.includes(l)) {
       throw new Error(

@@ -22,8 +22,9 @@ import type { BenchmarkSpec } from "./spec.ts";
 import type { PlannedRun } from "./plan.ts";
 import type { BestState, CurvePoint, ResultStore, RunRecord } from "./store.ts";
 import type { Progress } from "./progress.ts";
-import { evaluateCases } from "./evaluate.ts";
+import { type EvalProgressUpdate, evaluateCases } from "./evaluate.ts";
 import { type BatchSource, makeBatchSource } from "./batches.ts";
+import { exportRunWeights } from "./torch_weights.ts";
 
 /** A diverging loss or other training failure, with the iteration where it happened. */
 export class RunFailure extends Error {
@@ -126,6 +127,7 @@ async function validationDice(
   spec: BenchmarkSpec,
   nClasses: number,
   ignoreLabel: number | undefined,
+  onProgress: (u: EvalProgressUpdate) => void,
 ): Promise<number> {
   const scores = await evaluateCases(
     method,
@@ -133,6 +135,7 @@ async function validationDice(
     { ...spec.eval, lcc: false, metrics: ["dice"] },
     nClasses,
     ignoreLabel,
+    onProgress,
   );
   return scores.reduce((s, c) => s + (c.values["dice"] ?? 0), 0) / Math.max(1, scores.length);
 }
@@ -168,6 +171,8 @@ export async function executeRun(run: PlannedRun, ctx: RunContext): Promise<RunO
   const iterations = run.spec["iterations"] as number;
   const label = `${run.rowKey} L=${run.labeled} seed=${run.seed}`;
   const where = `run ${run.runId} (${label})`;
+  const evalProgress = (phase: "eval" | "val") => (u: EvalProgressUpdate) =>
+    ctx.progress.evalUpdate({ run: ctx.index + 1, runs: ctx.total, label, phase, ...u });
   let method: Method | null = null;
   let iteration = 0;
   try {
@@ -276,6 +281,7 @@ export async function executeRun(run: PlannedRun, ctx: RunContext): Promise<RunO
           spec,
           nClasses,
           ctx.dataset.ignoreLabel,
+          evalProgress("val"),
         );
         if (!best || score > best.score) {
           best = { iteration, score, state: await captureState(method) };
@@ -300,6 +306,16 @@ export async function executeRun(run: PlannedRun, ctx: RunContext): Promise<RunO
     }
     trainSeconds += (performance.now() - t0) / 1000;
     curveFlush(curve, iterations);
+    // .pth files of the final and the selected weights in weights/ (reference names, for
+    // PyTorch tools); a failed write logs one line and never loses the run's results.
+    const weights = await exportRunWeights(
+      ctx.store.dir,
+      run.runId,
+      () => captureState(method!),
+      best,
+      (l) => ctx.progress.line(l),
+      where,
+    );
     if (best) {
       // best-val selection: score the checkpoint that was best on the validation split.
       method.restore(best.state);
@@ -316,6 +332,7 @@ export async function executeRun(run: PlannedRun, ctx: RunContext): Promise<RunO
       spec.eval,
       nClasses,
       ctx.dataset.ignoreLabel,
+      evalProgress("eval"),
     );
     const evalSeconds = (performance.now() - te) / 1000;
     const metricNames = Object.keys(cases[0]?.values ?? {});
@@ -355,6 +372,7 @@ export async function executeRun(run: PlannedRun, ctx: RunContext): Promise<RunO
         lcc: spec.eval.lcc,
       },
       finishedAt: new Date().toISOString(),
+      weights,
     };
     await ctx.store.writeRun(record);
     return { status: "finished", record };

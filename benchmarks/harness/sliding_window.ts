@@ -65,6 +65,8 @@ export interface SlidingWindowOptions {
   batchSize?: number;
   /** Label rule (default argmax). */
   label?: LabelRule;
+  /** Called after each predict call with the windows done so far and the volume's total. */
+  onProgress?: (windowsDone: number, windowsTotal: number) => void;
 }
 
 /** Result of {@link slidingWindowInference}. */
@@ -300,6 +302,7 @@ export async function slidingWindowInference(
         }
       }
     }
+    options.onProgress?.(w0 + nb, windows.length);
   }
 
   const probs = new Float32Array(nVox * K);

@@ -9,6 +9,8 @@
 import { dirname, join } from "node:path";
 import type { MethodState, StoredTensor } from "../../methods/types.ts";
 import type { Provenance } from "../../methods/nn/backend.ts";
+import type { RunWeights } from "./torch_weights.ts";
+import type { ExternalCheckpoint } from "./rescore.ts";
 
 /** Metrics of one test case. */
 export interface CaseMetrics {
@@ -44,6 +46,10 @@ export interface RunRecord {
   /** Evaluation settings that change the numbers' meaning. */
   protocol: { units: string; emptyPolicy: string; selection: string; lcc: boolean };
   finishedAt: string;
+  /** `.pth` files of the run's final and selected weights (`weights/`, paths relative to the benchmark folder). */
+  weights?: RunWeights;
+  /** Set on runs that re-scored an external checkpoint (`deno task evaluate`): no training. */
+  checkpoint?: ExternalCheckpoint;
 }
 
 /** A failed run's one-line reason. */

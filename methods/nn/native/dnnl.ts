@@ -10,7 +10,7 @@
  */
 import { ABI, ABI_MAJOR } from "./abi.ts";
 
-/** Library opened when `SEMISEG_DNNL_LIB` is not set. */
+/** Library opened when neither `SEMISEG_DNNL_PATH` nor its alias `SEMISEG_DNNL_LIB` is set. */
 export const DEFAULT_DNNL_LIB = "libdnnl.so.2";
 
 const SYMBOLS = {
