@@ -21,23 +21,12 @@ import { segHeads, VNet } from "../methods/nn/vnet.ts";
 import { encodeTorchStateDict } from "../methods/nn/torch/mod.ts";
 import type { RunRecord } from "../benchmarks/harness/store.ts";
 import { la } from "../datasets/la.ts";
+import { PYTHON, torchMissing } from "./torch_util.ts";
 
 const FILE = "tests/evaluate_checkpoint_test.ts";
-const PYTHON = "/usr/bin/python3";
 const LA_DIR = fileURLToPath(new URL("../../shared/data/la", import.meta.url));
 const LA_TEST_CASE = "UPT6DX9IQY9JAZ7HJKA7";
 const say = (s: string) => Deno.stderr.writeSync(new TextEncoder().encode(`${FILE}: ${s}\n`));
-
-function torchMissing(): string | null {
-  try {
-    Deno.statSync(PYTHON);
-  } catch {
-    return `${PYTHON} not found (apt-get install python3-torch)`;
-  }
-  const r = new Deno.Command(PYTHON, { args: ["-c", "import torch"], stderr: "null" })
-    .outputSync();
-  return r.success ? null : `${PYTHON} cannot import torch (apt-get install python3-torch)`;
-}
 
 function laMissing(): string | null {
   try {

@@ -24,20 +24,9 @@ import { Rng } from "../methods/nn/rng.ts";
 import { dtcHeads, segHeads, VNet } from "../methods/nn/vnet.ts";
 import { MasslNet } from "../methods/nn/massl_net.ts";
 import { type TorchMappable, torchStateDict } from "../methods/nn/torch/mod.ts";
+import { PYTHON, torchMissing } from "./torch_util.ts";
 
-const PYTHON = "/usr/bin/python3";
 const FILE = "tests/run_weights_test.ts";
-
-function torchMissing(): string | null {
-  try {
-    Deno.statSync(PYTHON);
-  } catch {
-    return `${PYTHON} not found (apt-get install python3-torch)`;
-  }
-  const r = new Deno.Command(PYTHON, { args: ["-c", "import torch"], stderr: "null" })
-    .outputSync();
-  return r.success ? null : `${PYTHON} cannot import torch (apt-get install python3-torch)`;
-}
 
 const tiny: BenchmarkSpec = {
   ...syntheticSpec,

@@ -57,8 +57,8 @@ import { dualOutputs, ugMcl, ugMclHeads } from "../methods/ug_mcl.ts";
 import { massl } from "../methods/massl.ts";
 import { mssl } from "../methods/mssl.ts";
 import { disposeBatch, syntheticBatch } from "./conformance.ts";
+import { PYTHON, torchMissing } from "./torch_util.ts";
 
-const PYTHON = "/usr/bin/python3";
 const FILE = "tests/torch_conformance_test.ts";
 const HELPER = new URL("./torch/reference.py", import.meta.url).pathname;
 
@@ -77,19 +77,7 @@ const MASK_BAND = 1e-5;
 /** ReLU gate disagreements are allowed only at |t| below this fraction of the call's max |t|. */
 const GATE_BAND = 1e-3;
 
-function torchMissing(): string | null {
-  try {
-    Deno.statSync(PYTHON);
-  } catch {
-    return `${PYTHON} not found (apt-get install python3-torch)`;
-  }
-  const r = new Deno.Command(PYTHON, { args: ["-c", "import torch, numpy"], stderr: "null" })
-    .outputSync();
-  return r.success
-    ? null
-    : `${PYTHON} cannot import torch and numpy (apt-get install python3-torch)`;
-}
-const missing = torchMissing();
+const missing = torchMissing(["torch", "numpy"]);
 if (missing !== null) {
   Deno.stderr.writeSync(
     new TextEncoder().encode(`${FILE}: SKIPPING the PyTorch conformance tests: ${missing}\n`),

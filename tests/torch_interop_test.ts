@@ -27,20 +27,10 @@ import {
   ZipReader,
 } from "../methods/nn/torch/mod.ts";
 import { BufferReader, PickleWriter, unpickle } from "../methods/nn/torch/pickle.ts";
+import { PYTHON, torchMissing } from "./torch_util.ts";
 
-const PYTHON = "/usr/bin/python3";
 const FILE = "tests/torch_interop_test.ts";
 
-function torchMissing(): string | null {
-  try {
-    Deno.statSync(PYTHON);
-  } catch {
-    return `${PYTHON} not found (apt-get install python3-torch)`;
-  }
-  const r = new Deno.Command(PYTHON, { args: ["-c", "import torch"], stderr: "null" })
-    .outputSync();
-  return r.success ? null : `${PYTHON} cannot import torch (apt-get install python3-torch)`;
-}
 const missing = torchMissing();
 if (missing !== null) {
   Deno.stderr.writeSync(

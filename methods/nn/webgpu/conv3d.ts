@@ -119,6 +119,20 @@ const UNIFORM_FIELDS = [
   "tapX",
 ] as const;
 
+/** The x-patch gather of forward and dW: a row is an output voxel, its patch starts at
+ * (s, oz sd - pd, oy sh - ph, ox sw - pw). */
+const X_PATCH = `
+fn rowOf(r: i32) -> vec4<i32> {
+  let ox = r % u.ow; let r1 = r / u.ow; let oy = r1 % u.oh; let r2 = r1 / u.oh;
+  return vec4<i32>(r2 / u.od, (r2 % u.od) * u.sd - u.pd, oy * u.sh - u.ph, ox * u.sw - u.pw);
+}
+fn gather(p: vec4<i32>, kz: i32, ky: i32, kx: i32, c: i32) -> f32 {
+  let z = p.y + kz; let y = p.z + ky; let x = p.w + kx;
+  if (p.x < 0 || z < 0 || z >= u.d || y < 0 || y >= u.h || x < 0 || x >= u.w) { return 0.0; }
+  return A[(((p.x * u.d + z) * u.h + y) * u.w + x) * u.ci + c - u.baseA];
+}
+fn chans() -> i32 { return u.ci; }`;
+
 /**
  * Per-op WGSL: `rowOf(r)` decodes a GEMM row into the (sample, z, y, x) its gather starts from
  * (stored once per workgroup in `rows`, so the K loop does no division); `loadA` / `loadB`
@@ -131,17 +145,7 @@ const UNIFORM_FIELDS = [
  * - dw:  row (along K) = output voxel as in fwd; m = (tap, ci).
  */
 const OPS: Record<ConvOp, string> = {
-  fwd: `
-fn rowOf(r: i32) -> vec4<i32> {
-  let ox = r % u.ow; let r1 = r / u.ow; let oy = r1 % u.oh; let r2 = r1 / u.oh;
-  return vec4<i32>(r2 / u.od, (r2 % u.od) * u.sd - u.pd, oy * u.sh - u.ph, ox * u.sw - u.pw);
-}
-fn gather(p: vec4<i32>, kz: i32, ky: i32, kx: i32, c: i32) -> f32 {
-  let z = p.y + kz; let y = p.z + ky; let x = p.w + kx;
-  if (p.x < 0 || z < 0 || z >= u.d || y < 0 || y >= u.h || x < 0 || x >= u.w) { return 0.0; }
-  return A[(((p.x * u.d + z) * u.h + y) * u.w + x) * u.ci + c - u.baseA];
-}
-fn chans() -> i32 { return u.ci; }
+  fwd: `${X_PATCH}
 fn loadB(tap: i32, c: i32, n: i32) -> f32 { return B[(tap * u.ci + c) * u.co + n]; }
 fn store(m: i32, n: i32, z: i32, v: f32) { O[(u.row0 + m) * u.co + n - u.baseO] = v; }`,
   dx: `
@@ -175,17 +179,7 @@ fn store(m: i32, n: i32, z: i32, v: f32) {
   let p = rows[m - m0g];
   O[(((p.x * u.d + p.y) * u.h + p.z) * u.w + p.w) * u.ci + n - u.baseO] = v;
 }`,
-  dw: `
-fn rowOf(r: i32) -> vec4<i32> {
-  let ox = r % u.ow; let r1 = r / u.ow; let oy = r1 % u.oh; let r2 = r1 / u.oh;
-  return vec4<i32>(r2 / u.od, (r2 % u.od) * u.sd - u.pd, oy * u.sh - u.ph, ox * u.sw - u.pw);
-}
-fn gather(p: vec4<i32>, kz: i32, ky: i32, kx: i32, c: i32) -> f32 {
-  let z = p.y + kz; let y = p.z + ky; let x = p.w + kx;
-  if (p.x < 0 || z < 0 || z >= u.d || y < 0 || y >= u.h || x < 0 || x >= u.w) { return 0.0; }
-  return A[(((p.x * u.d + z) * u.h + y) * u.w + x) * u.ci + c - u.baseA];
-}
-fn chans() -> i32 { return u.ci; }
+  dw: `${X_PATCH}
 fn loadB(tap: i32, c: i32, n: i32) -> f32 { return 0.0; }
 fn store(m: i32, n: i32, z: i32, v: f32) { O[((u.part0 + z) * u.M + m) * u.N + n] = v; }`,
 };

@@ -147,6 +147,21 @@ function sameStorage(be: WebgpuBackendLike, x: tf.TensorInfo, shape: number[]): 
   return { ...out, dtype: x.dtype };
 }
 
+/** One invocation per output element (64 per workgroup): `shader` with bindings out, x, u. */
+function perElement(
+  be: WebgpuBackendLike,
+  name: string,
+  shader: string,
+  out: tf.TensorInfo,
+  x: tf.TensorInfo,
+  uniforms: ArrayBuffer,
+  n: number,
+): void {
+  const k = kernel(be.device, name, ["write", "read", "uniform"], () => shader);
+  const groups = grid(be.device, Math.ceil(n / 64));
+  dispatch(be, k, [wholeOf(be, out).bound, wholeOf(be, x).bound], uniforms, groups, [out, x]);
+}
+
 /** `a` extended with 1s to {@link MAX_RANK} entries (uniform arrays are fixed-size). */
 function padTo8(a: readonly number[]): number[] {
   return [...a, ...new Array<number>(MAX_RANK - a.length).fill(1)];
@@ -179,23 +194,7 @@ export function layoutKernels(): Record<string, GpuImpl> {
         { i: x.shape.length },
         { i: offset },
       ]);
-      const k = kernel(
-        be.device,
-        "semiseg-slice",
-        ["write", "read", "uniform"],
-        () => SLICE_SHADER,
-      );
-      dispatch(
-        be,
-        k,
-        [wholeOf(be, out).bound, wholeOf(be, x).bound],
-        u,
-        grid(
-          be.device,
-          Math.ceil(n / 64),
-        ),
-        [out, x],
-      );
+      perElement(be, "semiseg-slice", SLICE_SHADER, out, x, u, n);
       return out;
     },
     Cast: (args) => {
@@ -206,23 +205,7 @@ export function layoutKernels(): Record<string, GpuImpl> {
       const n = sizeOf(x.shape);
       if (n === 0 || n * 4 > bindingLimit(be.device)) return null;
       const out = newOutput(be, [...x.shape]);
-      const k = kernel(
-        be.device,
-        "semiseg-cast-f32",
-        ["write", "read", "uniform"],
-        () => CAST_SHADER,
-      );
-      dispatch(
-        be,
-        k,
-        [wholeOf(be, out).bound, wholeOf(be, x).bound],
-        packUniforms([{ i: n }]),
-        grid(
-          be.device,
-          Math.ceil(n / 64),
-        ),
-        [out, x],
-      );
+      perElement(be, "semiseg-cast-f32", CAST_SHADER, out, x, packUniforms([{ i: n }]), n);
       return out;
     },
     PadV2: (args) => {
@@ -248,18 +231,7 @@ export function layoutKernels(): Record<string, GpuImpl> {
         { i: x.shape.length },
         { i: bits.getInt32(0, true) },
       ]);
-      const k = kernel(be.device, "semiseg-pad", ["write", "read", "uniform"], () => PAD_SHADER);
-      dispatch(
-        be,
-        k,
-        [wholeOf(be, out).bound, wholeOf(be, x).bound],
-        u,
-        grid(
-          be.device,
-          Math.ceil(n / 64),
-        ),
-        [out, x],
-      );
+      perElement(be, "semiseg-pad", PAD_SHADER, out, x, u, n);
       return out;
     },
     Transpose: (args) => {
@@ -278,23 +250,7 @@ export function layoutKernels(): Record<string, GpuImpl> {
         { i: n },
         { i: x.shape.length },
       ]);
-      const k = kernel(
-        be.device,
-        "semiseg-transpose",
-        ["write", "read", "uniform"],
-        () => TRANSPOSE_SHADER,
-      );
-      dispatch(
-        be,
-        k,
-        [wholeOf(be, out).bound, wholeOf(be, x).bound],
-        u,
-        grid(
-          be.device,
-          Math.ceil(n / 64),
-        ),
-        [out, x],
-      );
+      perElement(be, "semiseg-transpose", TRANSPOSE_SHADER, out, x, u, n);
       return out;
     },
   };
