@@ -184,15 +184,17 @@ class Progress {
     this.#interval = interval;
     this.total = total;
     this.nFiles = nFiles;
+    // Off a terminal the first line comes after one period (then the last one at the end).
+    if (!sink.isTerminal) this.#last = this.#t0;
   }
 
   line(): string {
     const s = (performance.now() - this.#t0) / 1000;
     const rate = s > 0 ? this.transferred / s : 0;
     const eta = rate > 0 ? (this.total - this.done) / rate : Infinity;
-    return `la download: ${fmtMB(this.done)} / ${fmtMB(this.total)}, ${this.files}/${this.nFiles} files, ${
-      fmtMB(rate)
-    }/s, ETA ${fmtTime(eta)}`;
+    return `la download: ${fmtMB(this.done)} / ${
+      fmtMB(this.total)
+    }, ${this.files}/${this.nFiles} files, ${fmtMB(rate)}/s, ETA ${fmtTime(eta)}`;
   }
 
   add(bytes: number, transferred: boolean): void {
@@ -258,6 +260,9 @@ const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
 /** An error worth a retry (the part file is kept). */
 class Transient extends Error {}
+
+/** An error inside the body loop that no retry fixes. */
+class Permanent extends Error {}
 
 interface Ctx {
   base: string;
@@ -335,20 +340,26 @@ async function attempt(f: ManifestFile, part: string, ctx: Ctx): Promise<string>
         clearTimeout(timer);
         timer = setTimeout(() => ac.abort(), ctx.stallMs);
         if (got + chunk.length > f.size) {
-          throw new Error(`${url} sent more than the ${f.size} bytes pinned in ${MANIFEST_PATH}`);
+          throw new Permanent(
+            `${url} sent more than the ${f.size} bytes pinned in ${MANIFEST_PATH}`,
+          );
         }
-        await writeAll(file, chunk);
+        try {
+          await writeAll(file, chunk);
+        } catch (e) {
+          throw new Permanent(`cannot write ${part}: ${errMsg(e)}`);
+        }
         hasher.update(chunk);
         got += chunk.length;
         counted.n += chunk.length;
         ctx.progress.add(chunk.length, true);
       }
     } catch (e) {
-      if (e instanceof Error && !(e instanceof Transient) && e.message.includes("sent more")) {
-        throw e;
-      }
+      if (e instanceof Permanent) throw e;
       throw new Transient(
-        `${ac.signal.aborted ? `stalled for ${ctx.stallMs} ms` : errMsg(e)} after ${got} of ${f.size} bytes`,
+        `${
+          ac.signal.aborted ? `stalled for ${ctx.stallMs} ms` : errMsg(e)
+        } after ${got} of ${f.size} bytes`,
       );
     }
     if (got < f.size) throw new Transient(`connection closed after ${got} of ${f.size} bytes`);
@@ -357,7 +368,6 @@ async function attempt(f: ManifestFile, part: string, ctx: Ctx): Promise<string>
   } catch (e) {
     // Whatever this attempt counted comes off the bar; the next attempt recounts the part.
     ctx.progress.add(-counted.n, false);
-    ctx.progress.transferred = Math.max(0, ctx.progress.transferred);
     throw e;
   } finally {
     clearTimeout(timer);
@@ -406,7 +416,7 @@ async function fetchOne(f: ManifestFile, dest: string, ctx: Ctx): Promise<string
         continue;
       }
       removeQuiet(part);
-      return `${dest}: ${errMsg(e)}; not kept`;
+      return `${dest}: not downloaded: ${errMsg(e)}`;
     }
     if (digest !== f.sha256) {
       removeQuiet(part);
@@ -423,9 +433,9 @@ async function fetchOne(f: ManifestFile, dest: string, ctx: Ctx): Promise<string
     return "downloaded";
   }
   const kept = statSize(part);
-  return `${dest}: failed after ${ctx.retries + 1} attempts (${last})${
-    kept ? `; ${kept} bytes kept in ${part} for a resume` : ""
-  }`;
+  return `${dest}: failed after ${ctx.retries + 1} attempt${
+    ctx.retries === 0 ? "" : "s"
+  } (${last})${kept ? `; ${kept} bytes kept in ${part} for a resume` : ""}`;
 }
 
 /** Where a manifest file goes under `root`: cases into UA-MT's folder when the root has one. */
