@@ -5,7 +5,7 @@
  */
 import { parseArgs } from "node:util";
 import { BACKEND_CHOICES, type BackendChoice } from "../methods/nn/backend.ts";
-import { flagErrorMessage } from "./harness/flags.ts";
+import { flagErrorMessage, joinNegativeValues } from "./harness/flags.ts";
 
 interface FlagDoc {
   type: "string" | "boolean";
@@ -22,7 +22,11 @@ export const FLAGS: Record<string, FlagDoc> = {
   },
   methods: { type: "string", arg: "A,B", help: "only these method rows (ids or row keys)" },
   labeled: { type: "string", arg: "N,M", help: "only these labeled-case settings" },
-  seeds: { type: "string", arg: "S,T", help: "base seeds (default: the benchmark's)" },
+  seeds: {
+    type: "string",
+    arg: "S,T",
+    help: "base seeds, each listed once (default: the benchmark's)",
+  },
   iterations: {
     type: "string",
     arg: "N",
@@ -163,6 +167,11 @@ function intList(flag: string, v: string | undefined): number[] | null {
       `--${flag}: expected a comma-separated list of non-negative integers, got '${v}'`,
     );
   }
+  // A repeated value would plan the same runs twice (same ids): refuse it rather than guess.
+  const twice = out.find((x, i) => out.indexOf(x) !== i);
+  if (twice !== undefined) {
+    throw new Error(`--${flag}: ${twice} is listed twice in '${v}' (list each value once)`);
+  }
   return out;
 }
 
@@ -219,7 +228,11 @@ export function parseBenchArgs(argv: string[]): BenchOptions {
   ) as Record<string, { type: "string" | "boolean" }>;
   let values: Record<string, string | boolean | undefined>;
   try {
-    ({ values } = parseArgs({ args: argv, options, strict: true, allowPositionals: false }));
+    const args = joinNegativeValues(
+      argv,
+      Object.keys(FLAGS).filter((k) => FLAGS[k]!.type === "string"),
+    );
+    ({ values } = parseArgs({ args, options, strict: true, allowPositionals: false }));
   } catch (e) {
     throw new Error(flagErrorMessage(e));
   }
@@ -230,8 +243,9 @@ export function parseBenchArgs(argv: string[]): BenchOptions {
       `--backend: unknown backend '${backend}' (expected one of ${BACKEND_CHOICES.join(", ")})`,
     );
   }
-  const iters = intList("iterations", str("iterations"));
-  if (iters && (iters.length !== 1 || iters[0]! < 1)) {
+  const iters = str("iterations")?.split(",").map((s) => s.trim()).filter((s) => s !== "")
+    .map(Number);
+  if (iters && (iters.length !== 1 || !Number.isInteger(iters[0]) || iters[0]! < 1)) {
     throw new Error(`--iterations: expected one positive integer, got '${str("iterations")}'`);
   }
   const methods = str("methods");

@@ -9,6 +9,7 @@ import { DATASETS, getDataset } from "../datasets/mod.ts";
 import { initBackend } from "../methods/nn/backend.ts";
 import { BENCHMARKS, getBenchmark } from "./mod.ts";
 import { type BenchOptions, helpText, parseBenchArgs } from "./cli.ts";
+import { checkOutputFolder } from "./harness/flags.ts";
 import { expandGrid, parseShard, type PlannedRun, shardRuns } from "./harness/plan.ts";
 import { ResultStore } from "./harness/store.ts";
 import { buildTable, tableCsv, tableMarkdown } from "./harness/tables.ts";
@@ -289,6 +290,7 @@ export async function main(argv: string[]): Promise<number> {
     out(listing());
     return 0;
   }
+  await checkOutputFolder("--out", opts.out);
   let spec = getBenchmark(opts.benchmark ?? "synthetic");
   let externalId: string | null = null;
   if (opts.methodFile) {

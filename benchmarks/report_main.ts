@@ -7,7 +7,7 @@ import { parseArgs } from "node:util";
 import { getBenchmark } from "./mod.ts";
 import { ResultStore } from "./harness/store.ts";
 import { writeReport } from "./harness/report.ts";
-import { flagErrorMessage } from "./harness/flags.ts";
+import { checkOutputFolder, flagErrorMessage } from "./harness/flags.ts";
 
 const HELP = [
   "deno task report [flags]",
@@ -61,6 +61,7 @@ export async function main(argv: string[]): Promise<number> {
     return 0;
   }
   const spec = getBenchmark(opts.benchmark);
+  await checkOutputFolder("--out", opts.out);
   const path = await writeReport(spec, new ResultStore(opts.out, spec.id));
   out(`report: ${path}`);
   return 0;

@@ -205,8 +205,28 @@ Deno.test("status: finished / failed / running / missing from the result files",
       await Deno.mkdir(join(p, ".."), { recursive: true });
       await Deno.writeTextFile(p, text);
     };
-    await put(store.runPath(r0.runId), "{}");
-    await put(store.runPath(r1.runId), "{}");
+    // A run file counts as finished only when it reads as a run record (its fields and types).
+    const finished = (runId: string) =>
+      JSON.stringify({
+        runId,
+        benchmark: "synthetic",
+        rowKey: "supervised",
+        method: "supervised",
+        labeled: 2,
+        seed: 1,
+        hyperParams: {},
+        spec: {},
+        split: { name: "s", hash: "h" },
+        provenance: {},
+        timing: { trainSeconds: 1, evalSeconds: 1, iterationsPerSecond: 1 },
+        curve: [],
+        cases: [],
+        mean: {},
+        protocol: {},
+        finishedAt: "2026-01-01T00:00:00Z",
+      });
+    await put(store.runPath(r0.runId), finished(r0.runId));
+    await put(store.runPath(r1.runId), finished(r1.runId));
     await put(store.checkpointPath(r1.runId), "x"); // stale checkpoint: finished wins
     await put(
       store.failurePath(r2.runId),

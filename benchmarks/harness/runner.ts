@@ -20,7 +20,14 @@ import type { Provenance } from "../../methods/nn/backend.ts";
 import type { Case, Dataset, Split } from "../../datasets/types.ts";
 import type { BenchmarkSpec } from "./spec.ts";
 import type { PlannedRun } from "./plan.ts";
-import type { BestState, CurvePoint, ResultStore, RunRecord } from "./store.ts";
+import {
+  type BestState,
+  type Checkpoint,
+  CorruptCheckpointError,
+  type CurvePoint,
+  type ResultStore,
+  type RunRecord,
+} from "./store.ts";
 import type { Progress } from "./progress.ts";
 import { type EvalProgressUpdate, evaluateCases } from "./evaluate.ts";
 import { type BatchSource, makeBatchSource } from "./batches.ts";
@@ -158,6 +165,28 @@ function disposeBatch(b: TrainBatch): void {
   b.unlabeledImages?.dispose();
 }
 
+/**
+ * The run's checkpoint and its best-val state (null, null: start from iteration 0). A file of
+ * the two that does not decode (a truncated copy, a full disk) is set aside as `<file>.bad`
+ * with one line naming it, the other is removed, and the run restarts from iteration 0: its
+ * seeded streams make the restarted run equal to an uninterrupted one.
+ */
+async function resumeState(
+  ctx: RunContext,
+  runId: string,
+  where: string,
+): Promise<{ ckpt: Checkpoint | null; best: BestState | null }> {
+  try {
+    const ckpt = await ctx.store.readCheckpoint(runId);
+    return { ckpt, best: ckpt ? await ctx.store.readBest(runId) : null };
+  } catch (e) {
+    if (!(e instanceof CorruptCheckpointError)) throw e;
+    const aside = await ctx.store.setAsideCheckpoints(runId, e.path);
+    ctx.progress.line(`${where}: ${e.message}; set aside as ${aside}, restarting from iteration 0`);
+    return { ckpt: null, best: null };
+  }
+}
+
 /** Run one planned run to completion (or resume it), evaluate it and store the record. */
 export async function executeRun(run: PlannedRun, ctx: RunContext): Promise<RunOutcome> {
   const existing = await ctx.store.readRun(run.runId);
@@ -214,7 +243,8 @@ export async function executeRun(run: PlannedRun, ctx: RunContext): Promise<RunO
     };
     let trainSeconds = 0;
 
-    const ckpt = await ctx.store.readCheckpoint(run.runId);
+    const resumed = await resumeState(ctx, run.runId, where);
+    const ckpt = resumed.ckpt;
     if (ckpt) {
       method.restore(ckpt.method);
       const h = ckpt.harness as {
@@ -239,7 +269,7 @@ export async function executeRun(run: PlannedRun, ctx: RunContext): Promise<RunO
         null,
       );
     }
-    let best: BestState | null = ckpt ? await ctx.store.readBest(run.runId) : null;
+    let best: BestState | null = resumed.best;
     let t0 = performance.now();
     let lastLoss = NaN;
     while (iteration < iterations) {

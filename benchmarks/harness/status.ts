@@ -1,7 +1,8 @@
 /**
  * `deno task bench --status`: where each run of the plan stands, read from the result files
  * alone (so it works with or without SLURM, from any machine that sees the results folder):
- * finished (`runs/<id>.json`), failed (`failed/<id>.json`), running (a checkpoint and no
+ * finished (`runs/<id>.json`), failed (`failed/<id>.json`, or a run file that is not a run
+ * record), running (a checkpoint and no
  * result: in progress, or interrupted and waiting to be resumed) or missing (nothing yet).
  * @module
  */
@@ -29,7 +30,11 @@ async function mtime(path: string): Promise<Date | null> {
   }
 }
 
-/** Classify every run of `runs` from the files in `store` (nothing is parsed but failures). */
+/**
+ * Classify every run of `runs` from the files in `store`. A run file counts as finished only
+ * when it reads as a run record; one that does not (not JSON, or not a record) is failed, its
+ * detail the one-line error naming the file and the fix.
+ */
 export async function classifyRuns(
   runs: PlannedRun[],
   store: ResultStore,
@@ -38,7 +43,13 @@ export async function classifyRuns(
   const out: RunStatus[] = [];
   for (const run of runs) {
     if (await mtime(store.runPath(run.runId))) {
-      out.push({ run, state: "finished", detail: "" });
+      try {
+        await store.readRun(run.runId);
+        out.push({ run, state: "finished", detail: "" });
+      } catch (e) {
+        const msg = (e instanceof Error ? e.message : String(e)).split("\n")[0]!;
+        out.push({ run, state: "failed", detail: msg });
+      }
       continue;
     }
     const failure = await store.readFailure(run.runId);

@@ -6,7 +6,7 @@
  * touches a finished one.
  * @module
  */
-import { dirname, join } from "node:path";
+import { basename, dirname, join } from "node:path";
 import type { MethodState, StoredTensor } from "../../methods/types.ts";
 import type { Provenance } from "../../methods/nn/backend.ts";
 import type { RunWeights } from "./torch_weights.ts";
@@ -60,6 +60,13 @@ export interface FailureRecord {
   at: string;
 }
 
+/** A checkpoint file that does not decode (truncated, bad magic, bad header): names the file. */
+export class CorruptCheckpointError extends Error {
+  constructor(readonly path: string, why: string) {
+    super(`${path}: corrupt checkpoint (${why})`);
+  }
+}
+
 /** Decode the checkpoint file at `p`, or null when it does not exist (corrupt: an error). */
 async function readCheckpointFile(p: string): Promise<Checkpoint | null> {
   let bytes: Uint8Array;
@@ -89,9 +96,12 @@ export class ResultStore {
     return join(this.dir, "failed", `${runId}.json`);
   }
 
-  /** The finished run, or null when absent. A corrupt file is an error naming it. */
+  /**
+   * The finished run, or null when absent. A file that is not JSON, or JSON that is not a run
+   * record ({@link checkRunRecord}), is a one-line error naming it.
+   */
   async readRun(runId: string): Promise<RunRecord | null> {
-    return await readJsonOrNull<RunRecord>(this.runPath(runId));
+    return await readRunFile(this.runPath(runId));
   }
 
   /** Every finished run of the benchmark, sorted by run id. */
@@ -101,7 +111,7 @@ export class ResultStore {
     try {
       for await (const e of Deno.readDir(dir)) {
         if (!e.isFile || !e.name.endsWith(".json")) continue;
-        const r = await readJsonOrNull<RunRecord>(join(dir, e.name));
+        const r = await readRunFile(join(dir, e.name));
         if (r) out.push(r);
       }
     } catch (e) {
@@ -157,6 +167,21 @@ export class ResultStore {
   /** The run's checkpoint, or null. A corrupt checkpoint is an error naming the file. */
   async readCheckpoint(runId: string): Promise<Checkpoint | null> {
     return await readCheckpointFile(this.checkpointPath(runId));
+  }
+
+  /**
+   * Clear the way for a restart from iteration 0 after `corrupt` (the run's checkpoint or its
+   * best-val state) failed to decode: rename it to `<file>.bad` (kept for inspection, never
+   * read) and remove the run's other checkpoint file, whose state belongs to the abandoned
+   * training. Returns the new name of the corrupt file.
+   */
+  async setAsideCheckpoints(runId: string, corrupt: string): Promise<string> {
+    const aside = `${corrupt}.bad`;
+    await Deno.rename(corrupt, aside);
+    for (const p of [this.checkpointPath(runId), this.bestPath(runId)]) {
+      if (p !== corrupt) await removeIfPresent(p);
+    }
+    return aside;
   }
 
   /** Write a text artefact (table, report) atomically into the benchmark folder. */
@@ -217,7 +242,7 @@ export function encodeCheckpoint(c: Checkpoint): Uint8Array {
 
 /** Inverse of {@link encodeCheckpoint}; one-line error naming `path` when corrupt. */
 export function decodeCheckpoint(bytes: Uint8Array, path: string): Checkpoint {
-  const bad = (why: string) => new Error(`${path}: corrupt checkpoint (${why})`);
+  const bad = (why: string) => new CorruptCheckpointError(path, why);
   if (bytes.length < MAGIC.length + 4) throw bad("too short");
   if (new TextDecoder().decode(bytes.subarray(0, MAGIC.length)) !== MAGIC) throw bad("bad magic");
   const hlen = new DataView(bytes.buffer, bytes.byteOffset).getUint32(MAGIC.length, true);
@@ -236,6 +261,9 @@ export function decodeCheckpoint(bytes: Uint8Array, path: string): Checkpoint {
   } catch {
     throw bad("header is not JSON");
   }
+  if (typeof head !== "object" || head === null || typeof head.layout !== "object") {
+    throw bad("header has no tensor layout");
+  }
   const start = Math.ceil((MAGIC.length + 4 + hlen) / 4) * 4;
   const total = Object.values(head.layout).reduce((s, l) => s + l.length, 0);
   if (start + total * 4 !== bytes.length) {
@@ -244,7 +272,11 @@ export function decodeCheckpoint(bytes: Uint8Array, path: string): Checkpoint {
   const copy = bytes.slice(start).buffer;
   const tensors: Record<string, StoredTensor> = {};
   for (const [n, l] of Object.entries(head.layout)) {
-    tensors[n] = { shape: l.shape, values: new Float32Array(copy, l.offset * 4, l.length) };
+    try {
+      tensors[n] = { shape: l.shape, values: new Float32Array(copy, l.offset * 4, l.length) };
+    } catch {
+      throw bad(`tensor ${n} lies outside the data`);
+    }
   }
   const method: MethodState = { tensors, extra: head.extra };
   if (head.rng) method.rng = head.rng;
@@ -279,7 +311,106 @@ async function removeIfPresent(p: string): Promise<void> {
   }
 }
 
-async function readJsonOrNull<T>(p: string): Promise<T | null> {
+/** The run file at `p` checked against the run-record schema, or null when absent. */
+async function readRunFile(p: string): Promise<RunRecord | null> {
+  const raw = await readJsonOrNull<{ json: unknown }>(p, (json) => ({ json }));
+  return raw === null ? null : checkRunRecord(raw.json, p);
+}
+
+const FIX = "delete it to recompute that run";
+
+function kind(v: unknown): string {
+  if (v === null) return "null";
+  if (Array.isArray(v)) return "an array";
+  return typeof v === "object" ? "an object" : `a ${typeof v}`;
+}
+
+/**
+ * `raw` (the parsed JSON of run file `path`) as a {@link RunRecord}, or a one-line error
+ * naming the file, the first field that is missing or of the wrong type, and the fix.
+ * Metric values may be null (JSON's spelling of NaN and infinities).
+ */
+export function checkRunRecord(raw: unknown, path: string): RunRecord {
+  const bad = (why: string) => new Error(`${path}: not a run record (${why}; ${FIX})`);
+  const isObj = (v: unknown): v is Record<string, unknown> =>
+    typeof v === "object" && v !== null && !Array.isArray(v);
+  if (!isObj(raw)) throw bad(`the file holds ${kind(raw)}, expected an object`);
+  type Want = "string" | "number" | "object" | "array" | "metric";
+  const check: Record<Want, (v: unknown) => boolean> = {
+    string: (v) => typeof v === "string",
+    number: (v) => typeof v === "number",
+    object: isObj,
+    array: Array.isArray,
+    metric: (v) => typeof v === "number" || v === null,
+  };
+  const field = (obj: Record<string, unknown>, name: string, want: Want, at: string) => {
+    const v = obj[name];
+    const ok = check[want](v);
+    if (ok) return v;
+    const where = at === "" ? `'${name}'` : `'${at}.${name}'`;
+    const expected = want === "metric"
+      ? "a number"
+      : want === "array" || want === "object"
+      ? `an ${want}`
+      : `a ${want}`;
+    throw bad(
+      v === undefined ? `missing ${where}` : `${where} is ${kind(v)}, expected ${expected}`,
+    );
+  };
+  const fields: [string, Want][] = [
+    ["runId", "string"],
+    ["benchmark", "string"],
+    ["rowKey", "string"],
+    ["method", "string"],
+    ["labeled", "number"],
+    ["seed", "number"],
+    ["hyperParams", "object"],
+    ["spec", "object"],
+    ["split", "object"],
+    ["provenance", "object"],
+    ["timing", "object"],
+    ["curve", "array"],
+    ["cases", "array"],
+    ["mean", "object"],
+    ["protocol", "object"],
+    ["finishedAt", "string"],
+  ];
+  for (const [name, want] of fields) field(raw, name, want, "");
+  const split = raw["split"] as Record<string, unknown>;
+  field(split, "name", "string", "split");
+  field(split, "hash", "string", "split");
+  const timing = raw["timing"] as Record<string, unknown>;
+  for (const k of ["trainSeconds", "evalSeconds", "iterationsPerSecond"]) {
+    field(timing, k, "metric", "timing");
+  }
+  const values = (obj: Record<string, unknown>, at: string) => {
+    for (const k of Object.keys(obj)) field(obj, k, "metric", at);
+  };
+  (raw["cases"] as unknown[]).forEach((c, i) => {
+    const at = `cases[${i}]`;
+    if (!isObj(c)) throw bad(`'${at}' is ${kind(c)}, expected an object`);
+    field(c, "id", "string", at);
+    values(field(c, "values", "object", at) as Record<string, unknown>, `${at}.values`);
+  });
+  (raw["curve"] as unknown[]).forEach((c, i) => {
+    const at = `curve[${i}]`;
+    if (!isObj(c)) throw bad(`'${at}' is ${kind(c)}, expected an object`);
+    field(c, "iteration", "number", at);
+    values(field(c, "values", "object", at) as Record<string, unknown>, `${at}.values`);
+  });
+  values(raw["mean"] as Record<string, unknown>, "mean");
+  const stem = basename(path).replace(/\.json$/, "");
+  if (raw["runId"] !== stem) {
+    throw bad(`its runId '${raw["runId"]}' is not its file name's '${stem}'`);
+  }
+  return raw as unknown as RunRecord;
+}
+
+/** The parsed file at `p` (through `wrap`, so that a file holding `null` is not absent), or null when absent. */
+async function readJsonOrNull<T>(
+  p: string,
+  wrap: (json: unknown) => T = (json) => json as T,
+): Promise<T | null> {
   let text: string;
   try {
     text = await Deno.readTextFile(p);
@@ -288,7 +419,7 @@ async function readJsonOrNull<T>(p: string): Promise<T | null> {
     throw e;
   }
   try {
-    return JSON.parse(text) as T;
+    return wrap(JSON.parse(text));
   } catch {
     throw new Error(`${p}: not valid JSON (delete it to recompute that run)`);
   }
