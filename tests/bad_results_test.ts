@@ -12,23 +12,10 @@ import { parseBenchArgs } from "../benchmarks/cli.ts";
 import { expandGrid } from "../benchmarks/harness/plan.ts";
 import { classifyRuns } from "../benchmarks/harness/status.ts";
 import { synthetic } from "../benchmarks/synthetic.ts";
+import { ROOT, task } from "./task_util.ts";
 
-const ROOT = new URL("..", import.meta.url).pathname;
 const MAIN = join(ROOT, "benchmarks", "main.ts");
 const REPORT = join(ROOT, "benchmarks", "report_main.ts");
-const dec = new TextDecoder();
-
-async function task(script: string, args: string[]) {
-  const out = await new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", script, ...args],
-    cwd: ROOT,
-    env: { OMP_NUM_THREADS: "1" },
-    stdin: "null",
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-  return { code: out.code, stdout: dec.decode(out.stdout), stderr: dec.decode(out.stderr) };
-}
 
 /** A well-formed record of run `runId` (the fields every reader uses). */
 function record(runId: string): RunRecord {

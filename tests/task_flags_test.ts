@@ -11,20 +11,8 @@ import { main as newMethodMain, scaffoldSummary } from "../benchmarks/new_method
 import { synthetic } from "../benchmarks/synthetic.ts";
 import { ugMclTable3La } from "../benchmarks/ug_mcl_table3_la.ts";
 import { parseArgs } from "node:util";
+import { task } from "./task_util.ts";
 
-const ROOT = new URL("..", import.meta.url).pathname;
-const dec = new TextDecoder();
-
-async function task(script: string, args: string[]) {
-  const out = await new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", script, ...args],
-    cwd: ROOT,
-    env: { OMP_NUM_THREADS: "1" },
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-  return { code: out.code, stdout: dec.decode(out.stdout), stderr: dec.decode(out.stderr) };
-}
 
 Deno.test("--methods: my_method means my-method when no id matches exactly; ids unchanged", () => {
   assert.deepEqual(resolveMethodNames(synthetic, ["entropy_min", "ua-mt", "ug_mcl"]), [
