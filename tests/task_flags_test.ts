@@ -13,7 +13,6 @@ import { ugMclTable3La } from "../benchmarks/ug_mcl_table3_la.ts";
 import { parseArgs } from "node:util";
 import { task } from "./task_util.ts";
 
-
 Deno.test("--methods: my_method means my-method when no id matches exactly; ids unchanged", () => {
   assert.deepEqual(resolveMethodNames(synthetic, ["entropy_min", "ua-mt", "ug_mcl"]), [
     "entropy-min",
