@@ -37,8 +37,14 @@ import {
 
 const MAX_RANK = 8;
 
-const TRANSPOSE_SHADER = `
-struct U { shape: array<vec4<i32>, 2>, strides: array<vec4<i32>, 2>, size: i32, rank: i32 }
+/**
+ * Strided gather, one invocation per output element: out[i] = x[offset + sum_j coord_j(i)
+ * stride_j]. Transpose (offset 0, permuted strides) and Slice (the begin's offset, the input's
+ * strides) are both this.
+ */
+const GATHER_SHADER = `
+struct U { shape: array<vec4<i32>, 2>, strides: array<vec4<i32>, 2>, size: i32, rank: i32,
+           offset: i32 }
 @group(0) @binding(0) var<storage, read_write> O: array<u32>;
 @group(0) @binding(1) var<storage, read> X: array<u32>;
 @group(0) @binding(2) var<uniform> u: U;
@@ -48,7 +54,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nw: vec3<
   let i = i32((wg.x + wg.y * nw.x) * 64u + li);
   if (i >= u.size) { return; }
   var rest = i;
-  var src = 0;
+  var src = u.offset;
   for (var j = u.rank - 1; j >= 0; j = j - 1) {
     let dim = u.shape[j / 4][j % 4];
     src = src + (rest % dim) * u.strides[j / 4][j % 4];
@@ -84,28 +90,6 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nw: vec3<
     rest = rest / dim;
   }
   if (inside) { O[i] = X[src]; } else { O[i] = u.value; }
-}`;
-
-/** Slice: out[i] = x[begin + coords(i)], one invocation per output element, any rank <= 8. */
-const SLICE_SHADER = `
-struct U { shape: array<vec4<i32>, 2>, strides: array<vec4<i32>, 2>, size: i32, rank: i32,
-           offset: i32 }
-@group(0) @binding(0) var<storage, read_write> O: array<u32>;
-@group(0) @binding(1) var<storage, read> X: array<u32>;
-@group(0) @binding(2) var<uniform> u: U;
-@compute @workgroup_size(64)
-fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nw: vec3<u32>,
-        @builtin(local_invocation_index) li: u32) {
-  let i = i32((wg.x + wg.y * nw.x) * 64u + li);
-  if (i >= u.size) { return; }
-  var rest = i;
-  var src = u.offset;
-  for (var j = u.rank - 1; j >= 0; j = j - 1) {
-    let dim = u.shape[j / 4][j % 4];
-    src = src + (rest % dim) * u.strides[j / 4][j % 4];
-    rest = rest / dim;
-  }
-  O[i] = X[src];
 }`;
 
 const CAST_SHADER = `
@@ -194,7 +178,7 @@ export function layoutKernels(): Record<string, GpuImpl> {
         { i: x.shape.length },
         { i: offset },
       ]);
-      perElement(be, "semiseg-slice", SLICE_SHADER, out, x, u, n);
+      perElement(be, "semiseg-gather", GATHER_SHADER, out, x, u, n);
       return out;
     },
     Cast: (args) => {
@@ -249,8 +233,9 @@ export function layoutKernels(): Record<string, GpuImpl> {
         ...padTo8(strides).map((i) => ({ i })),
         { i: n },
         { i: x.shape.length },
+        { i: 0 },
       ]);
-      perElement(be, "semiseg-transpose", TRANSPOSE_SHADER, out, x, u, n);
+      perElement(be, "semiseg-gather", GATHER_SHADER, out, x, u, n);
       return out;
     },
   };

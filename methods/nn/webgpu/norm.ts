@@ -97,6 +97,11 @@ fn blockStart(b: i32, k: i32) -> i32 {
   return ((b / u.bps) * u.s + (b % u.bps) * u.B) * u.c + k;
 }
 fn blockCount(b: i32) -> i32 { return min(u.B, u.s - (b % u.bps) * u.B); }
+/** The statistics group of tensor element e (channel, or sample x channel). */
+fn groupOfElement(e: i32) -> i32 {
+  if (u.perSample == 1) { return (e / (u.s * u.c)) * u.c + e % u.c; }
+  return e % u.c;
+}
 fn groupOf(b: i32, k: i32) -> i32 {
   if (u.perSample == 1) { return (b / u.bps) * u.c + k; }
   return k;
@@ -191,8 +196,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nw: vec3<
   let e = u.e0 + linearId(wg, nw, li);
   if (e >= u.e1) { return; }
   let k = e % u.c;
-  var g = k;
-  if (u.perSample == 1) { g = (e / (u.s * u.c)) * u.c + k; }
+  let g = groupOfElement(e);
   let scale = GAMMA[k] / sqrt(VAR[g] + u.eps);
   let t = (X[e - u.baseA] - MEAN[g]) * scale + BETA[k];
   Y[e - u.baseB] = t * gain(t);
@@ -308,8 +312,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nw: vec3<
   let e = u.e0 + linearId(wg, nw, li);
   if (e >= u.e1) { return; }
   let k = e % u.c;
-  var g = k;
-  if (u.perSample == 1) { g = (e / (u.s * u.c)) * u.c + k; }
+  let g = groupOfElement(e);
   let p = e - u.baseA;
   let gu = DY[p] * gain(Y[p]);
   DX[e - u.baseB] = COEF[g * 3] * gu + COEF[g * 3 + 1] * (X[p] - MEAN[g]) + COEF[g * 3 + 2];
