@@ -19,11 +19,12 @@ import {
 import { copyBox, sliceInto, softmaxRows } from "../methods/nn/native/layout.ts";
 import { installNativeKernels, uninstallNativeKernels } from "../methods/nn/native/install.ts";
 import { dnnlMissing, relDiff } from "./native_util.ts";
+import { vnetCurve } from "./vnet_curve.ts";
 import { Rng } from "../methods/nn/rng.ts";
 import { VNet } from "../methods/nn/vnet.ts";
 import { MasslNet } from "../methods/nn/massl_net.ts";
 import { ceDiceLoss } from "../methods/nn/losses.ts";
-import { disposeGrads, lossAndGrads, Sgd } from "../methods/nn/optim.ts";
+import { Sgd } from "../methods/nn/optim.ts";
 
 tf.env().set("PROD", true);
 await tf.setBackend("cpu");
@@ -212,38 +213,11 @@ Deno.test({
 Deno.test({
   name: "20 SGD steps of a V-Net: native loss curve within 1e-3 of the pure-tfjs one",
   ignore: missing !== null,
-  fn() {
-    const curve = (): number[] => {
-      const rng = new Rng(11);
-      const net = new VNet({ inChannels: 1, nFilters: 2 }, rng);
-      const opt = new Sgd(net.params, { momentum: 0.9, weightDecay: 1e-4 });
-      const n = 2 * 32 ** 3;
-      const x = tf.tensor5d(rng.fillNormal(new Float32Array(n)), [2, 32, 32, 32, 1]);
-      const lab = tf.tensor4d(
-        Int32Array.from({ length: n }, () => (rng.uniform() < 0.4 ? 1 : 0)),
-        [2, 32, 32, 32],
-        "int32",
-      );
-      const losses: number[] = [];
-      for (let i = 0; i < 20; i++) {
-        const { value, grads } = lossAndGrads(() => {
-          const [logits] = net.forward(x, { training: true, dropout: false });
-          return ceDiceLoss(logits!, lab).loss;
-        }, net.params);
-        opt.step(grads, 0.01);
-        disposeGrads(grads);
-        losses.push(value.dataSync()[0]!);
-        value.dispose();
-      }
-      tf.dispose([x, lab]);
-      net.dispose();
-      opt.dispose();
-      return losses;
-    };
+  async fn() {
     uninstallNativeKernels();
-    const off = curve();
+    const off = (await vnetCurve()).losses;
     assert.ok(installNativeKernels().active);
-    const on = curve();
+    const on = (await vnetCurve()).losses;
     const worst = Math.max(...on.map((v, i) => Math.abs(v - off[i]!)));
     assert.ok(worst < 1e-3, `max |loss_native - loss_js| = ${worst}`);
     assert.ok(off[19]! < off[0]!, "the loss decreases"); // a run that learns, not a constant
