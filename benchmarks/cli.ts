@@ -60,6 +60,11 @@ export const FLAGS: Record<string, FlagDoc> = {
     arg: "METHOD",
     help: "after running, print METHOD vs every other row with paired t-tests and a verdict",
   },
+  "rerun-stale": {
+    type: "boolean",
+    help:
+      "rerun the stored runs made by other code than this checkout, or with no code hash (each stored file is replaced only when its rerun finishes)",
+  },
   "dry-run": {
     type: "boolean",
     help:
@@ -133,6 +138,8 @@ export interface BenchOptions {
   /** Print the wall-time estimate (false with --no-estimate). */
   estimate: boolean;
   tablesOnly: boolean;
+  /** --rerun-stale: rerun stored runs made by other code (or without a code hash). */
+  rerunStale: boolean;
   /** --status: report the plan's run states. */
   status: boolean;
   /** Set when the plan is to be submitted to SLURM. */
@@ -151,7 +158,8 @@ export function helpText(): string {
     "",
     "Runs a benchmark (methods x labeled settings x seeds), stores one JSON file per finished",
     "run under results/<benchmark>/runs/ and writes the paper-format tables beside them.",
-    "Finished runs are skipped and interrupted runs resume from their last checkpoint.",
+    "Finished runs are skipped and interrupted runs resume from their last checkpoint;",
+    "stored runs made by other code are reported and kept (--rerun-stale reruns them).",
     "",
     "Flags:",
     ...rows,
@@ -249,6 +257,11 @@ export function parseBenchArgs(argv: string[]): BenchOptions {
     throw new Error(`--iterations: expected one positive integer, got '${str("iterations")}'`);
   }
   const methods = str("methods");
+  for (const k of ["tables-only", "status"]) {
+    if (values["rerun-stale"] === true && values[k] === true) {
+      throw new Error(`--rerun-stale: not with --${k} (it reruns runs; --${k} runs nothing)`);
+    }
+  }
   return {
     benchmark: str("benchmark") ?? null,
     methods: methods === undefined ? null : methods.split(",").map((s) => s.trim()).filter(Boolean),
@@ -265,6 +278,7 @@ export function parseBenchArgs(argv: string[]): BenchOptions {
     dryRun: values["dry-run"] === true,
     estimate: values["no-estimate"] !== true,
     tablesOnly: values["tables-only"] === true,
+    rerunStale: values["rerun-stale"] === true,
     status: values.status === true,
     slurm: slurmRequest(values),
     list: values.list === true,

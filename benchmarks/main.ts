@@ -11,14 +11,23 @@ import { BENCHMARKS, getBenchmark } from "./mod.ts";
 import { type BenchOptions, helpText, parseBenchArgs } from "./cli.ts";
 import { checkOutputFolder } from "./harness/flags.ts";
 import { expandGrid, parseShard, type PlannedRun, shardRuns } from "./harness/plan.ts";
-import { ResultStore } from "./harness/store.ts";
+import { checkWritable, ResultStore } from "./harness/store.ts";
+import { checkRecords, CodeHasher, markStaleRows, staleSummary } from "./harness/code_hash.ts";
 import { buildTable, tableCsv, tableMarkdown } from "./harness/tables.ts";
 import { writeReport } from "./harness/report.ts";
 import { Progress } from "./harness/progress.ts";
-import { executeRun, gitCommit } from "./harness/runner.ts";
-import { loadMethodFile } from "./harness/external.ts";
+import { executeRun, gitCommit, skippedLine } from "./harness/runner.ts";
+import { loadMethodFile, withMethodFile } from "./harness/external.ts";
 import { compareReport } from "./harness/compare.ts";
-import { resolveJobs, runWorkers } from "./harness/parallel.ts";
+import {
+  availableMemoryBytes,
+  CLAIMS_ENV,
+  jobsForMemory,
+  longestFirst,
+  resolveJobs,
+  RunClaims,
+  runWorkers,
+} from "./harness/parallel.ts";
 import { slurmQueueLines, submitSlurm } from "./harness/slurm.ts";
 import { statusReport } from "./harness/status.ts";
 import type { BenchmarkSpec } from "./harness/spec.ts";
@@ -32,6 +41,8 @@ import {
   MIN_RUN_ITERATIONS,
   nominalTestWindows,
   type RunWindows,
+  storedRunCosts,
+  storedWorkerBytes,
   storeRates,
   trainKey,
 } from "./harness/estimate.ts";
@@ -137,6 +148,8 @@ async function estimateData(
   facts: DataFacts;
   windows: (run: PlannedRun) => RunWindows | null;
   source: string;
+  /** Bytes of every case of the split(s) a worker would load (mean of those read x count). */
+  caseBytes: number | null;
 }> {
   const assumed: DataFacts = { channels: 1, nClasses: 2, source: "assumed: 1 channel, 2 classes" };
   if (dataset === null) {
@@ -145,6 +158,7 @@ async function estimateData(
       facts: assumed,
       windows: () => (nominal === null ? null : { test: nominal.windows, val: 0 }),
       source: nominal?.note ?? `no ${spec.dataset.id} data on disk: test volume shapes unknown`,
+      caseBytes: null,
     };
   }
   const splits = await dataset.splits();
@@ -175,7 +189,21 @@ async function estimateData(
       test === null || val === null ? null : { test, val },
     );
   }
+  // A worker keeps every case it loads: the split's training, validation and test cases.
+  const read = [...cache.values()];
+  const allIds = new Set<string>();
+  for (const name of names) {
+    const split = name === null ? splits[0] : splits.find((s) => s.name === name);
+    for (const id of [...(split?.train ?? []), ...(split?.val ?? []), ...(split?.test ?? [])]) {
+      allIds.add(id);
+    }
+  }
+  const meanBytes = read.length === 0 ? NaN : read.reduce(
+    (s, c) => s + c.image.data.byteLength + c.label.data.byteLength,
+    0,
+  ) / read.length;
   return {
+    caseBytes: Number.isFinite(meanBytes) ? meanBytes * allIds.size : null,
     facts: facts ?? { ...assumed, nClasses: dataset.nClasses },
     windows: (run) => bySplit.get(spec.dataset.folds ? run.split : null) ?? null,
     source: present === listed
@@ -222,11 +250,39 @@ async function printEstimate(a: {
       facts: data.facts,
       windows: data.windows,
       windowsSource: data.source,
+      caseBytes: data.caseBytes,
       print: err,
     });
+    await printJobs(a.spec, a.runs, a.opts, a.provenance);
   } catch (e) {
     err(`estimate: not available (${e instanceof Error ? e.message.split("\n")[0] : String(e)})`);
   }
+}
+
+/** Where a `--dry-run` child tells its `--jobs` parent how many workers memory allows. */
+const JOBS_OUT_ENV = "SEMISEG_JOBS_OUT";
+
+/**
+ * The worker count for this plan from the cores and the memory measured on this machine (one
+ * line on stderr when memory is tight or decided); written to `$SEMISEG_JOBS_OUT` for the
+ * parent of `--jobs` workers, which starts them after this estimate.
+ */
+async function printJobs(
+  spec: BenchmarkSpec,
+  runs: PlannedRun[],
+  opts: BenchOptions,
+  provenance: Provenance,
+): Promise<void> {
+  if (opts.shard) return;
+  const per = await storedWorkerBytes(spec, runs, opts.out, provenance);
+  const { jobs, notice } = jobsForMemory(opts.jobs, runs.length, {
+    availableBytes: availableMemoryBytes(),
+    perWorkerBytes: per.bytes,
+    source: per.source,
+  });
+  if (notice) err(notice);
+  const to = Deno.env.get(JOBS_OUT_ENV);
+  if (to) await Deno.writeTextFile(to, String(jobs));
 }
 
 /** A finished run's measured rates, stored for later estimates on this machine. */
@@ -270,13 +326,43 @@ async function rememberRates(
   ).catch(() => {});
 }
 
-async function writeTables(spec: BenchmarkSpec, store: ResultStore): Promise<string> {
-  const table = buildTable(spec, await store.readAllRuns());
+/**
+ * Write table.md, table.csv and the report from the stored runs; rows built from runs of other
+ * code (or without a code hash) are marked, with a footer line. `onStale` hears that line.
+ */
+async function writeTables(
+  spec: BenchmarkSpec,
+  store: ResultStore,
+  code: CodeHasher,
+  onStale: (line: string) => void = () => {},
+  plan?: PlannedRun[],
+): Promise<string> {
+  const runs = await store.readAllRuns();
+  const table = buildTable(spec, runs, plan ? { plan } : {});
+  const checks = await checkRecords(runs.filter((r) => r.benchmark === spec.id), code);
+  if (markStaleRows(table, runs, checks) > 0) {
+    onStale(`${spec.id}: ${staleSummary(checks, runs.length)}`);
+  }
   const md = tableMarkdown(table);
   await store.writeText("table.md", md);
   await store.writeText("table.csv", tableCsv(table));
-  await writeReport(spec, store);
+  await writeReport(spec, store, plan ? { plan } : {});
   return md;
+}
+
+/** The one-line summary of the plan's stored runs made by other code, or null (none). */
+async function planStaleLine(
+  runs: PlannedRun[],
+  store: ResultStore,
+  code: CodeHasher,
+): Promise<string | null> {
+  const records: RunRecord[] = [];
+  for (const r of runs) {
+    // A file that does not read is the runner's to report (set aside, or one-line error).
+    const rec = await store.readRun(r.runId).catch(() => null);
+    if (rec) records.push(rec);
+  }
+  return staleSummary(await checkRecords(records, code), records.length);
 }
 
 /** Entry point; returns the process exit code. */
@@ -296,10 +382,7 @@ export async function main(argv: string[]): Promise<number> {
   if (opts.methodFile) {
     const def = await loadMethodFile(opts.methodFile);
     externalId = def.id;
-    spec = {
-      ...spec,
-      methods: [...spec.methods, { method: def.id, label: def.meta.title, external: true }],
-    };
+    spec = withMethodFile(spec, def);
   }
   // A --method-file method always runs, whatever --methods selects.
   const methods = opts.methods && externalId ? [...opts.methods, externalId] : opts.methods;
@@ -309,11 +392,20 @@ export async function main(argv: string[]): Promise<number> {
     ...(opts.seeds ? { seeds: opts.seeds } : {}),
     ...(opts.iterations ? { iterations: opts.iterations } : {}),
   };
-  let runs = expandGrid(spec, filter);
-  if (opts.shard) runs = shardRuns(runs, parseShard(opts.shard));
+  // The whole plan (every shard) is what the tables describe.
+  const plan = expandGrid(spec, filter);
+  let runs = plan;
+  // A --jobs worker claims runs from the whole plan; a SLURM task (--shard) takes its slice.
+  const claimsDir = Deno.env.get(CLAIMS_ENV);
+  if (opts.shard && !claimsDir) runs = shardRuns(runs, parseShard(opts.shard));
   const store = new ResultStore(opts.out, spec.id);
+  // The code each run depends on (harness/code_hash.ts); a --method-file method is hashed
+  // from its file.
+  const code = new CodeHasher(
+    externalId && opts.methodFile ? { [externalId]: opts.methodFile } : {},
+  );
   if (opts.status) {
-    out(await statusReport(spec, runs, store, await slurmQueueLines(store, runs)));
+    out(await statusReport(spec, runs, store, await slurmQueueLines(store, runs), code));
     return 0;
   }
   if (opts.slurm) {
@@ -346,7 +438,7 @@ export async function main(argv: string[]): Promise<number> {
     return 0;
   }
   if (opts.tablesOnly) {
-    out(await writeTables(spec, store));
+    out(await writeTables(spec, store, code, err));
     if (opts.compare) out(compareReport(spec, await store.readAllRuns(), opts.compare).join("\n"));
     return 0;
   }
@@ -366,34 +458,52 @@ export async function main(argv: string[]): Promise<number> {
   const allSplits = await dataset.splits();
   const folds = (spec.dataset.folds ?? []).map((f) => pickSplit(allSplits, f, spec));
   const split = folds[0] ?? pickSplit(allSplits, spec.dataset.split, spec);
+  // Every folder a run writes into, before any training (or probe step): one line naming the
+  // first that is not writable, instead of losing a run's work when it is stored.
+  await checkWritable(store.writableDirs());
+  // Stored runs of the plan made by other code: one line (the parent of --jobs workers says it).
+  if (Deno.env.get("SEMISEG_WORKER") === undefined) {
+    const line = await planStaleLine(runs, store, code);
+    if (line) err(`${spec.id}: ${line}`);
+  }
   const jobs = opts.shard ? 1 : resolveJobs(opts.jobs, runs.length);
   if (jobs > 1) {
     const t0 = performance.now();
     // The estimate runs as a --dry-run child, which frees its device (a GPU) before the
     // workers start; it prints the backend notices, so the workers stay quiet.
     let estimated = false;
+    let workers = jobs;
     if (opts.estimate) {
+      const jobsOut = await Deno.makeTempFile({ prefix: "semiseg-jobs-" });
       const child = await new Deno.Command(Deno.execPath(), {
         args: ["run", "-A", new URL(import.meta.url).pathname, ...argv, "--dry-run"],
+        env: { [JOBS_OUT_ENV]: jobsOut },
         stdin: "null",
         stdout: "null",
         stderr: "inherit",
       }).output();
       estimated = child.success;
+      // The child measured what a worker holds: fewer workers when they would not fit.
+      const said = Number(await Deno.readTextFile(jobsOut).catch(() => ""));
+      if (Number.isInteger(said) && said >= 1) workers = said;
+      await Deno.remove(jobsOut).catch(() => {});
     }
-    const code = await runWorkers(argv, jobs, { quiet: estimated });
-    const table = await writeTables(spec, store);
+    // Workers claim runs longest first from one folder (parallel.ts).
+    const claims = await RunClaims.fresh(join(store.dir, ".claims"));
+    const exit = await runWorkers(argv, workers, { quiet: estimated, claims });
+    await claims.remove();
+    const table = await writeTables(spec, store, code, undefined, plan);
     out(
       opts.compare
         ? compareReport(spec, await store.readAllRuns(), opts.compare).join("\n")
         : table,
     );
     out(
-      `${jobs} workers done in ${
+      `${workers} workers done in ${
         ((performance.now() - t0) / 1000).toFixed(1)
       } s; tables in ${store.dir}`,
     );
-    return code;
+    return exit;
   }
   const provenance = await initBackend(opts.backend);
   const progress = new Progress();
@@ -409,6 +519,8 @@ export async function main(argv: string[]): Promise<number> {
     cache: new Map<string, Case>(),
     index: 0,
     total: runs.length,
+    code,
+    rerunStale: opts.rerunStale,
   };
   // --jobs workers leave the estimate to their parent; SLURM tasks (--shard) print their own.
   if (opts.estimate && Deno.env.get("SEMISEG_WORKER") === undefined) {
@@ -425,28 +537,44 @@ export async function main(argv: string[]): Promise<number> {
   }
   const t0 = performance.now();
   let failed = 0;
+  const claims = claimsDir ? new RunClaims(claimsDir) : null;
+  if (claims) {
+    // Longest first by the rates stored for this machine, so the workers finish together.
+    const data = await estimateData(spec, dataset, ctx.cache);
+    const cost = await storedRunCosts({
+      spec,
+      runs,
+      provenance,
+      outRoot: opts.out,
+      facts: data.facts,
+      windows: data.windows,
+    });
+    runs = longestFirst(runs, (r) => cost.get(r.runId) ?? NaN);
+  }
+  let ran = 0;
   for (const [i, run] of runs.entries()) {
+    if (claims && !claims.tryClaim(run.runId)) continue;
+    ran++;
     const res = await executeRun(run, { ...ctx, index: i });
     if (res.status === "finished") {
       await rememberRates(spec, run, res.record, provenance, dataset, ctx.cache, opts.out);
     }
-    if (res.status === "skipped") {
-      progress.line(
-        `run ${run.runId} (${run.rowKey} L=${run.labeled} seed=${run.seed}): finished earlier, skipped`,
-      );
-    }
+    if (res.status === "skipped") progress.line(skippedLine(run, res));
     if (res.status === "failed") {
       failed++;
       const external = opts.methodFile && isExternalMethod(run.method);
       progress.line(external ? `--method-file ${opts.methodFile}: ${res.error}` : res.error);
     }
   }
-  const table = await writeTables(spec, store);
+  const table = await writeTables(spec, store, code, undefined, plan);
   out(
-    opts.compare ? compareReport(spec, await store.readAllRuns(), opts.compare).join("\n") : table,
+    // A shard (a --jobs worker, a SLURM task) has only its slice: the parent compares.
+    opts.compare && !opts.shard
+      ? compareReport(spec, await store.readAllRuns(), opts.compare).join("\n")
+      : table,
   );
   out(
-    `${runs.length - failed}/${runs.length} runs done in ${
+    `${ran - failed}/${ran} runs done in ${
       ((performance.now() - t0) / 1000).toFixed(1)
     } s; tables in ${store.dir}`,
   );

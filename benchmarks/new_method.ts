@@ -1,10 +1,13 @@
 /**
  * `deno task new-method <name>`: scaffold `methods/<name>.ts` from a commented template, add
  * its registry line to `methods/mod.ts`, and a test `tests/<name>_test.ts` that runs the
- * conformance checks on it. Refuses an existing or invalid name with one line.
+ * conformance checks on it. Refuses with one line, before writing anything, an invalid name
+ * or one whose id, files or identifiers exist already ({@link nameConflict}); writes
+ * atomically and undoes everything if the registry does not load afterwards.
  * @module
  */
 import { join } from "node:path";
+import { pathToFileURL } from "node:url";
 
 /** Valid names: lower-case words joined by `_` or `-` (file uses `_`, id uses `-`). */
 export function parseMethodName(
@@ -150,27 +153,217 @@ export function addRegistryLine(registry: string, file: string, ident: string): 
   return out;
 }
 
-/** Scaffold into repository `root`; returns the files written. */
-export async function scaffold(root: string, name: string | undefined): Promise<string[]> {
-  const { file, id, ident } = parseMethodName(name);
-  const methodPath = join(root, "methods", `${file}.ts`);
-  const testPath = join(root, "tests", `${file}_test.ts`);
+/** What the repository already has that a new method's names must not collide with. */
+export interface RegistryFacts {
+  /** Source text of `methods/mod.ts`. */
+  registry: string;
+  /** Ids of the registered methods (`METHODS` of `methods/mod.ts`, loaded). */
+  ids: string[];
+  /** Repository-relative paths that exist among `methods/<file>.ts` and `tests/<file>_test.ts`. */
+  existing: string[];
+  /** Repository-relative file (`methods/*.ts`) declaring each method id found there. */
+  idFiles: Record<string, string>;
+}
+
+/** Words TypeScript never accepts as a binding name in a module (strict mode). */
+const RESERVED = new Set(
+  ("break case catch class const continue debugger default delete do else enum export extends " +
+    "false finally for function if import in instanceof new null return super switch this throw " +
+    "true try typeof var void while with yield let static implements interface package private " +
+    "protected public await arguments eval undefined NaN Infinity").split(" "),
+);
+
+/** Local names that the `import` statements of `source` bind (`a`, `b as c` -> c, `* as d`). */
+export function importBindings(source: string): string[] {
+  const out: string[] = [];
+  for (const m of source.matchAll(/\bimport\s+(?:type\s+)?([^;"']*?)\s+from\s*["'][^"']+["']/g)) {
+    const clause = m[1]!;
+    const ns = /\*\s+as\s+([A-Za-z_$][\w$]*)/.exec(clause);
+    if (ns) out.push(ns[1]!);
+    const braces = /\{([^}]*)\}/.exec(clause);
+    for (const part of braces ? braces[1]!.split(",") : []) {
+      const words = part.trim().replace(/^type\s+/, "").split(/\s+as\s+/);
+      const local = words.at(-1)?.trim();
+      if (local) out.push(local);
+    }
+    const def = /^\s*([A-Za-z_$][\w$]*)\s*(?:,|$)/.exec(clause);
+    if (def && def[1] !== "type") out.push(def[1]!);
+  }
+  return out;
+}
+
+/** Names a module's top level declares (`const`, `function`, `class`, `type`, ...) or imports. */
+export function topLevelNames(source: string): string[] {
+  const declared = [
+    ...source.matchAll(
+      /^(?:export\s+)?(?:declare\s+)?(?:const|let|var|function\*?|async\s+function|class|type|interface|enum)\s+([A-Za-z_$][\w$]*)/gm,
+    ),
+  ].map((m) => m[1]!);
+  return [...importBindings(source), ...declared];
+}
+
+/** Capitalised identifiers the code of `source` uses (comments and strings removed): globals like Promise. */
+function capitalisedNames(source: string): string[] {
+  const code = source.replace(/\/\*[\s\S]*?\*\//g, "").replace(/\/\/.*$/gm, "")
+    .replace(/"(?:[^"\\\n]|\\.)*"/g, '""');
+  return [...new Set(code.match(/\b[A-Z][\w$]*\b/g) ?? [])];
+}
+
+/**
+ * Why `name` cannot be scaffolded into a repository with `facts`, or null when it can: its
+ * identifiers are reserved words; `methods/<file>.ts` or its test exists; its id is
+ * registered or declared by a file in `methods/`; its export name (or the template's class
+ * names) is already bound in `methods/mod.ts` or by the generated files' own imports (e.g.
+ * `get_method` -> `getMethod`, `promise` -> class `Promise`). `render(id, ident)` gives the
+ * generated files' texts.
+ */
+export function nameConflict(
+  name: { file: string; id: string; ident: string },
+  facts: RegistryFacts,
+  render: (id: string, ident: string) => string[] = renderFiles,
+): string | null {
+  const { file, id, ident } = name;
+  const cls = ident[0]!.toUpperCase() + ident.slice(1);
+  const bound = (n: string) => n === ident || n === cls || n === `${cls}Hp`;
+  for (const n of [ident, cls]) {
+    if (RESERVED.has(n)) {
+      return `new-method: '${file}' gives the identifier '${n}', a reserved word in TypeScript (choose another name)`;
+    }
+  }
+  for (const p of [`methods/${file}.ts`, `tests/${file}_test.ts`]) {
+    if (facts.existing.includes(p)) return `new-method: ${p} already exists (choose another name)`;
+  }
+  if (facts.ids.includes(id) || id in facts.idFiles) {
+    const where = facts.idFiles[id];
+    return `new-method: method id '${id}' is already ${
+      facts.ids.includes(id) ? "registered" : "declared"
+    }${where ? ` (${where})` : ""}; choose another name`;
+  }
+  if (facts.registry.includes(`"./${file}.ts"`)) {
+    return `new-method: methods/mod.ts already imports ./${file}.ts (choose another name)`;
+  }
+  const inRegistry = topLevelNames(facts.registry).find(bound);
+  if (inRegistry) {
+    return `new-method: the name '${inRegistry}' (from '${file}') is already used in methods/mod.ts; choose another name`;
+  }
+  // The generated files' own imports, and the globals their code uses (Promise, Record, ...),
+  // found on a rendering with a neutral name.
+  const neutral = render("zzq-neutral", "zzqNeutral");
+  const taken = new Set<string>();
+  for (const t of neutral) {
+    for (const n of [...importBindings(t), ...capitalisedNames(t)]) {
+      if (!/^zzqNeutral|^ZzqNeutral/.test(n)) taken.add(n);
+    }
+  }
+  const clash = [ident, cls, `${cls}Hp`].find((n) => taken.has(n));
+  if (clash) {
+    return `new-method: the name '${clash}' (from '${file}') is one the generated code already uses; choose another name`;
+  }
+  return null;
+}
+
+/** The generated method file and test file of a method (`file` is derived from `id`). */
+export function renderFiles(id: string, ident: string): string[] {
+  return [methodTemplate(id, ident), testTemplate(id.replaceAll("-", "_"), id, ident)];
+}
+
+/** Repository facts for {@link nameConflict}: the registry's text, its loaded ids, the files. */
+export async function registryFacts(root: string): Promise<RegistryFacts> {
   const regPath = join(root, "methods", "mod.ts");
   const registry = await Deno.readTextFile(regPath);
-  for (const p of [methodPath, testPath]) {
+  let ids: string[];
+  try {
+    const mod = await import(pathToFileURL(regPath).href);
+    ids = (mod.METHODS as { id: string }[]).map((d) => d.id);
+  } catch (e) {
+    throw new Error(
+      `new-method: methods/mod.ts does not load (${
+        (e instanceof Error ? e.message : String(e)).split("\n")[0]
+      }); fix it before adding a method`,
+    );
+  }
+  const existing: string[] = [];
+  const idFiles: Record<string, string> = {};
+  for (const dir of ["methods", "tests"]) {
     try {
-      await Deno.stat(p);
-      throw new Error(`new-method: ${p} already exists (choose another name)`);
+      for await (const e of Deno.readDir(join(root, dir))) {
+        if (!e.isFile || !e.name.endsWith(".ts")) continue;
+        existing.push(`${dir}/${e.name}`);
+        if (dir !== "methods" || e.name === "mod.ts") continue;
+        const text = await Deno.readTextFile(join(root, dir, e.name));
+        for (const m of text.matchAll(/\bid:\s*"([a-z][a-z0-9-]*)"/g)) {
+          idFiles[m[1]!] ??= `${dir}/${e.name}`;
+        }
+      }
     } catch (e) {
       if (!(e instanceof Deno.errors.NotFound)) throw e;
     }
   }
-  if (new RegExp(`id: "${id}"`).test(registry) || registry.includes(`./${file}.ts"`)) {
-    throw new Error(`new-method: a method '${id}' is already registered`);
+  return { registry, ids, existing: existing.sort(), idFiles };
+}
+
+/** Write `text` to a new file `path` atomically (temp file + link): fails if `path` exists. */
+async function createAtomic(path: string, text: string): Promise<void> {
+  const tmp = `${path}.${Deno.pid}.tmp`;
+  await Deno.writeTextFile(tmp, text, { createNew: true });
+  try {
+    await Deno.link(tmp, path);
+  } catch (e) {
+    if (e instanceof Deno.errors.AlreadyExists) throw new Error(`${path} already exists`);
+    // A filesystem without hard links: rename, after checking again that nothing is there.
+    if (await Deno.lstat(path).then(() => true, () => false)) {
+      throw new Error(`${path} already exists`);
+    }
+    await Deno.rename(tmp, path);
+    return;
+  } finally {
+    await Deno.remove(tmp).catch(() => {});
   }
-  await Deno.writeTextFile(methodPath, methodTemplate(id, ident), { createNew: true });
-  await Deno.writeTextFile(testPath, testTemplate(file, id, ident), { createNew: true });
-  await Deno.writeTextFile(regPath, addRegistryLine(registry, file, ident));
+}
+
+/** Replace `path` with `text` atomically (temp file + rename). */
+async function replaceAtomic(path: string, text: string): Promise<void> {
+  const tmp = `${path}.${Deno.pid}.tmp`;
+  await Deno.writeTextFile(tmp, text, { createNew: true });
+  await Deno.rename(tmp, path);
+}
+
+/**
+ * Scaffold into repository `root`; returns the files written. Every name check
+ * ({@link nameConflict}) runs before anything is written; the files are written atomically,
+ * the registry last, and the registry is then loaded again: if it does not load with the new
+ * method in it, every change is undone and the error is one line.
+ */
+export async function scaffold(root: string, name: string | undefined): Promise<string[]> {
+  const parsed = parseMethodName(name);
+  const { file, id, ident } = parsed;
+  const methodPath = join(root, "methods", `${file}.ts`);
+  const testPath = join(root, "tests", `${file}_test.ts`);
+  const regPath = join(root, "methods", "mod.ts");
+  const facts = await registryFacts(root);
+  const [method, test] = renderFiles(id, ident) as [string, string];
+  const conflict = nameConflict(parsed, facts);
+  if (conflict) throw new Error(conflict);
+  const registry = addRegistryLine(facts.registry, file, ident);
+  const written: string[] = [];
+  try {
+    await createAtomic(methodPath, method);
+    written.push(methodPath);
+    await createAtomic(testPath, test);
+    written.push(testPath);
+    await replaceAtomic(regPath, registry);
+    const mod = await import(`${pathToFileURL(regPath).href}?new-method=${Date.now()}`);
+    const n = (mod.METHODS as { id: string }[]).filter((d) => d.id === id).length;
+    if (n !== 1) throw new Error(`the registry lists '${id}' ${n} times`);
+  } catch (e) {
+    if (written.length) await replaceAtomic(regPath, facts.registry).catch(() => {});
+    for (const p of written) await Deno.remove(p).catch(() => {});
+    throw new Error(
+      `new-method: scaffolding '${id}' failed, nothing was changed (${
+        (e instanceof Error ? e.message : String(e)).split("\n")[0]
+      })`,
+    );
+  }
   return [methodPath, testPath, regPath];
 }
 
@@ -188,7 +381,7 @@ export function scaffoldSummary(name: string, files: string[]): string[] {
     `method id: ${id} (deno task bench --methods ${id}${
       file === id ? "" : `; --methods ${file} is accepted too`
     })`,
-    `next: write the loss in methods/${file}.ts, then deno task test tests/${file}_test.ts`,
+    `next: write the loss in methods/${file}.ts, then deno test -A tests/${file}_test.ts`,
   ];
 }
 

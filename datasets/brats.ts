@@ -20,7 +20,10 @@
  * @module
  */
 import {
+  assertStoredLabels,
   bbox3,
+  type CaseRead,
+  type CaseRules,
   checkCases,
   crop3,
   firstFile,
@@ -32,16 +35,30 @@ import {
   meanStd,
   readImageLabelPair,
   toFloat32,
+  verifiedCase,
 } from "./common.ts";
 import { readHdf5 } from "./io/hdf5.ts";
 import { readSplitFile, type SplitFile, splitsFromFile, validateSplitFile } from "./splits.ts";
 import b19Json from "./splits/brats19.json" with { type: "json" };
 import b18Json from "./splits/brats18.json" with { type: "json" };
-import type { Case, Dataset, DatasetDefinition, IntegrityReport, Split } from "./types.ts";
+import type {
+  Case,
+  CheckSink,
+  Dataset,
+  DatasetDefinition,
+  IntegrityReport,
+  Split,
+} from "./types.ts";
 import type { NumericArray } from "./io/util.ts";
 
 const B19: SplitFile = validateSplitFile("datasets/splits/brats19.json", b19Json);
 const B18: SplitFile = validateSplitFile("datasets/splits/brats18.json", b18Json);
+
+/** BraTS segmentation values as stored: 0, 1 (NCR/NET), 2 (ED), 4 (ET); 3 is unused. */
+export const BRATS_STORED_LABELS: readonly number[] = [0, 1, 2, 4];
+
+/** What every BraTS case must satisfy after binarising (load and `deno task data`). */
+export const BRATS_RULES: CaseRules = { allowedLabels: [0, 1], requireForeground: true };
 
 /**
  * skimage-style upper clip: v = first histogram bin centre whose CDF >= `q`
@@ -200,6 +217,11 @@ class BratsDataset implements Dataset {
   }
 
   async load(caseId: string): Promise<Case> {
+    return verifiedCase(await this.#read(caseId), BRATS_RULES);
+  }
+
+  /** Read and preprocess one case, unchecked, with the files it came from. */
+  async #read(caseId: string): Promise<CaseRead> {
     const e = this.#scan().get(caseId);
     if (!e) {
       throw new Error(
@@ -213,29 +235,37 @@ class BratsDataset implements Dataset {
         throw new Error(`${e.h5}: 'image' must be 3-D, got ${im.shape.join("x")}`);
       }
       const sh = im.shape as [number, number, number];
+      assertStoredLabels(e.h5, lb.data, BRATS_STORED_LABELS);
       const lab = new Uint8Array(lb.data.length);
       for (let i = 0; i < lab.length; i++) lab[i] = lb.data[i]! > 0 ? 1 : 0;
       return {
-        id: caseId,
-        image: image1(toFloat32(im.data), sh, [1, 1, 1]),
-        label: label3(lab, lb.shape as [number, number, number], [1, 1, 1]),
+        case: {
+          id: caseId,
+          image: image1(toFloat32(im.data), sh, [1, 1, 1]),
+          label: label3(lab, lb.shape as [number, number, number], [1, 1, 1]),
+        },
+        files: { image: e.h5, label: e.h5 },
       };
     }
     const f = findRaw(e.dir, caseId)!;
     if (f.seg === null) throw new Error(`${e.dir}: ${caseId}_seg.nii[.gz] missing`);
     const { image: img, label: seg, shape: sh } = await readImageLabelPair(f.flair, f.seg, "FLAIR");
+    assertStoredLabels(f.seg, seg.data, BRATS_STORED_LABELS);
     const integer = !img.scaled && !img.datatype.startsWith("float");
     const p = this.id === "brats19"
       ? ssl4misPreprocess(img.data, seg.data, sh, integer)
       : masslPreprocess(img.data, seg.data, sh);
     return {
-      id: caseId,
-      image: image1(p.image, p.shape, img.spacing),
-      label: label3(p.label, p.shape, img.spacing),
+      case: {
+        id: caseId,
+        image: image1(p.image, p.shape, img.spacing),
+        label: label3(p.label, p.shape, img.spacing),
+      },
+      files: { image: f.flair, label: f.seg },
     };
   }
 
-  async check(): Promise<IntegrityReport> {
+  async check(onCase?: CheckSink): Promise<IntegrityReport> {
     const out: string[] = [];
     let splitIds: string[] = [];
     try {
@@ -254,9 +284,10 @@ class BratsDataset implements Dataset {
       ...await checkCases(
         splitIds,
         await this.caseIds(),
-        (id) => this.load(id),
-        [0, 1],
+        (id) => this.#read(id),
+        BRATS_RULES,
         (id) => `${this.root}/HGG|LGG/${id}/${id}_flair.nii.gz + _seg.nii.gz`,
+        onCase,
       ),
     );
     return out;

@@ -3,8 +3,8 @@
  * and the per-case integrity check.
  * @module
  */
-import type { Case, ImageVolume, IntegrityReport, LabelVolume } from "./types.ts";
-import type { NumericArray } from "./io/util.ts";
+import type { Case, CheckSink, ImageVolume, IntegrityReport, LabelVolume } from "./types.ts";
+import { type NumericArray, oneLine } from "./io/util.ts";
 import { type NiftiVolume, readNifti } from "./io/nifti.ts";
 
 /** True when `path` is an existing directory. */
@@ -155,53 +155,185 @@ export function label3(
   return { data, shape, spacing };
 }
 
-/** Integrity problems of one loaded case (shape agreement, finite image, label values). */
-export function checkCase(c: Case, allowedLabels: readonly number[]): IntegrityReport {
-  const out: string[] = [];
-  const [ix, iy, iz] = c.image.shape;
-  const [lx, ly, lz] = c.label.shape;
-  if (ix !== lx || iy !== ly || iz !== lz) {
-    out.push(
-      `${c.id}: image shape ${c.image.shape.join("x")} != label shape ${c.label.shape.join("x")}`,
-    );
+/**
+ * What every case of a dataset must satisfy after preprocessing: the same rules for the data
+ * check (`deno task data`) and for every case a run loads (Dataset.load).
+ */
+export interface CaseRules {
+  /** Label values a case may hold. */
+  allowedLabels: readonly number[];
+  /** Every case must hold at least one voxel of label 1 (false where empty labels are normal). */
+  requireForeground: boolean;
+  /** Plausible [min, max] of the preprocessed image values, where the dataset defines one. */
+  intensity?: readonly [number, number];
+  /** Where {@link CaseRules.intensity} comes from (printed with a violation). */
+  intensitySource?: string;
+}
+
+/** The files a case was read from (the same file twice for an h5 holding both). */
+export interface CaseFiles {
+  image: string;
+  label: string;
+}
+
+/** A case as read, before the checks, with the files it came from. */
+export interface CaseRead {
+  case: Case;
+  files: CaseFiles;
+}
+
+/** One problem of a case: the file it concerns and what is wrong (ending in "(expected ...)"). */
+export interface CaseProblem {
+  file: string;
+  what: string;
+}
+
+function voxelAt(i: number, shape: readonly number[], channels: number): string {
+  const v = Math.floor(i / channels);
+  const [, ny, nz] = shape as [number, number, number];
+  const z = v % nz, y = Math.floor(v / nz) % ny, x = Math.floor(v / (nz * ny));
+  return `(${x}, ${y}, ${z}${channels > 1 ? `, channel ${i % channels}` : ""})`;
+}
+
+/**
+ * The integrity problems of one case: shapes (3-D, image = label, values = shape), finite image
+ * values, an image that is not constant, image values within the dataset's plausible range, label
+ * values allowed, foreground present. One pass over the image and one over the label.
+ */
+export function caseProblems(c: Case, rules: CaseRules, files: CaseFiles): CaseProblem[] {
+  const out: CaseProblem[] = [];
+  const im = c.image, lb = c.label;
+  const ishape = im.shape.join("x"), lshape = lb.shape.join("x");
+  const goodDims = (s: readonly number[]) =>
+    s.length === 3 && s.every((d) => Number.isInteger(d) && d >= 1);
+  if (!goodDims(im.shape)) {
+    out.push({ file: files.image, what: `image shape ${ishape} (expected 3 axes of >= 1 voxel)` });
   }
-  if (c.image.data.length !== ix * iy * iz * c.image.channels) {
-    out.push(
-      `${c.id}: image has ${c.image.data.length} values for shape ${c.image.shape.join("x")}`,
-    );
+  if (!goodDims(lb.shape)) {
+    out.push({ file: files.label, what: `label shape ${lshape} (expected 3 axes of >= 1 voxel)` });
   }
-  if (c.label.data.length !== lx * ly * lz) {
-    out.push(
-      `${c.id}: label has ${c.label.data.length} values for shape ${c.label.shape.join("x")}`,
-    );
+  if (goodDims(im.shape) && goodDims(lb.shape) && ishape !== lshape) {
+    out.push({
+      file: files.label,
+      what: `label shape ${lshape} differs from image shape ${ishape} (expected the same shape)`,
+    });
   }
-  let nonFinite = 0;
-  for (let i = 0; i < c.image.data.length; i++) if (!Number.isFinite(c.image.data[i]!)) nonFinite++;
-  if (nonFinite > 0) out.push(`${c.id}: image has ${nonFinite} non-finite values`);
-  const seen = new Set<number>();
-  for (let i = 0; i < c.label.data.length; i++) seen.add(c.label.data[i]!);
-  const bad = [...seen].filter((v) => !allowedLabels.includes(v)).sort((a, b) => a - b);
+  const nImage = prod3(im.shape) * im.channels;
+  if (im.data.length !== nImage) {
+    out.push({
+      file: files.image,
+      what:
+        `image has ${im.data.length} values for shape ${ishape} x ${im.channels} channel(s) (expected ${nImage})`,
+    });
+  }
+  if (lb.data.length !== prod3(lb.shape)) {
+    out.push({
+      file: files.label,
+      what: `label has ${lb.data.length} values for shape ${lshape} (expected ${prod3(lb.shape)})`,
+    });
+  }
+  const d = im.data;
+  let nonFinite = 0, firstBad = -1, lo = Infinity, hi = -Infinity;
+  for (let i = 0; i < d.length; i++) {
+    const v = d[i]!;
+    if (v - v !== 0) {
+      // NaN or +-Infinity
+      if (nonFinite++ === 0) firstBad = i;
+      continue;
+    }
+    if (v < lo) lo = v;
+    if (v > hi) hi = v;
+  }
+  if (nonFinite > 0) {
+    out.push({
+      file: files.image,
+      what: `image has ${nonFinite} non-finite values (NaN or infinite; the first at voxel ${
+        voxelAt(firstBad, im.shape, im.channels)
+      }) (expected finite values)`,
+    });
+  }
+  if (d.length > 1 && nonFinite < d.length && lo === hi) {
+    out.push({
+      file: files.image,
+      what: `image is constant (every finite voxel is ${lo}) (expected varying intensities)`,
+    });
+  }
+  const range = rules.intensity;
+  if (range && nonFinite < d.length && (lo < range[0] || hi > range[1])) {
+    out.push({
+      file: files.image,
+      what: `image values span [${fmt(lo)}, ${fmt(hi)}] (expected within [${range[0]}, ${
+        range[1]
+      }]${rules.intensitySource ? `, ${rules.intensitySource}` : ""})`,
+    });
+  }
+  const counts = new Float64Array(256);
+  const l = lb.data;
+  for (let i = 0; i < l.length; i++) counts[l[i]!]!++;
+  const bad: number[] = [];
+  for (let v = 0; v < 256; v++) if (counts[v]! > 0 && !rules.allowedLabels.includes(v)) bad.push(v);
   if (bad.length > 0) {
-    out.push(
-      `${c.id}: unexpected label values ${bad.join(", ")} (allowed ${allowedLabels.join(", ")})`,
-    );
+    out.push({
+      file: files.label,
+      what: `unexpected label values ${bad.join(", ")} (allowed ${rules.allowedLabels.join(", ")})`,
+    });
   }
-  if (!seen.has(1) && allowedLabels.includes(1)) {
-    out.push(`${c.id}: label has no foreground voxels`);
+  if (rules.requireForeground && l.length > 0 && counts[1] === 0) {
+    out.push({
+      file: files.label,
+      what: "label has no foreground voxels (expected at least one voxel of label 1)",
+    });
   }
   return out;
 }
 
+function prod3(s: readonly number[]): number {
+  return s.reduce((a, b) => a * b, 1);
+}
+
+/** A value with 6 significant digits (1.23457e+30, -1.01733). */
+function fmt(v: number): string {
+  return String(Number(v.toPrecision(6)));
+}
+
+/** Integrity problems of one case, one line each: `<file>: <what> (expected ...)`. */
+export function checkCase(c: Case, rules: CaseRules, files: CaseFiles): IntegrityReport {
+  return caseProblems(c, rules, files).map((p) => `${p.file}: ${p.what}`);
+}
+
 /**
- * Load every id (missing or unreadable cases give one line each) and check it;
- * ids that are in a split but absent on disk are reported as missing.
+ * The case of `read` when it passes {@link caseProblems}; otherwise throws ONE line naming the
+ * file(s): `<file>: <what> (expected ...)[; <what> ...][; <other file>: ...]`. Every dataset's
+ * `load` ends here, so a run refuses a bad case as `deno task data` reports it.
+ */
+export function verifiedCase(read: CaseRead, rules: CaseRules): Case {
+  const problems = caseProblems(read.case, rules, read.files);
+  if (problems.length === 0) return read.case;
+  const byFile = new Map<string, string[]>();
+  for (const p of problems) byFile.set(p.file, [...(byFile.get(p.file) ?? []), p.what]);
+  throw new Error(
+    oneLine([...byFile].map(([f, whats]) => `${f}: ${whats.join("; ")}`).join("; ")),
+  );
+}
+
+/** Bytes of a case's volumes as decoded in memory (image + label). */
+export function caseBytes(c: Case): number {
+  return c.image.data.byteLength + c.label.data.byteLength;
+}
+
+/**
+ * Read every id one at a time (memory: one case) and check it with {@link checkCase}: the
+ * data check of `deno task data`. A case that does not read gives its reader's one line (the
+ * case id prefixed when the line does not name it); ids that are in a split but absent on disk
+ * are reported as missing. `onCase` hears each case read (for the cost line).
  */
 export async function checkCases(
   splitIds: string[],
   diskIds: string[],
-  load: (id: string) => Promise<Case>,
-  allowedLabels: readonly number[],
+  read: (id: string) => Promise<CaseRead>,
+  rules: CaseRules,
   where: (id: string) => string,
+  onCase?: CheckSink,
 ): Promise<IntegrityReport> {
   const out: string[] = [];
   const onDisk = new Set(diskIds);
@@ -209,13 +341,51 @@ export async function checkCases(
     if (!onDisk.has(id)) out.push(`${id}: missing (expected ${where(id)})`);
   }
   for (const id of diskIds) {
+    let r: CaseRead;
     try {
-      out.push(...checkCase(await load(id), allowedLabels));
+      r = await read(id);
     } catch (e) {
-      out.push(`${id}: ${e instanceof Error ? e.message : String(e)}`);
+      onCase?.(id, 0);
+      const msg = oneLine(e instanceof Error ? e.message : String(e));
+      out.push(msg.includes(id) ? msg : `${id}: ${msg}`);
+      continue;
     }
+    onCase?.(id, caseBytes(r.case));
+    out.push(...checkCase(r.case, rules, r.files));
   }
   return out;
+}
+
+/**
+ * Label values of a file as stored, before a mapping that would hide unexpected ones (BraTS
+ * `seg > 0`, LA `laendo == 255`); throws one line naming the file when a value is not allowed.
+ */
+export function assertStoredLabels(
+  path: string,
+  data: ArrayLike<number>,
+  allowed: readonly number[],
+): void {
+  const seen = new Set<number>();
+  let last = NaN;
+  for (let i = 0; i < data.length; i++) {
+    const v = data[i]!;
+    if (v === last) continue;
+    last = v;
+    if (!seen.has(v)) {
+      seen.add(v);
+      if (seen.size > 64) break;
+    }
+  }
+  const bad = [...seen].filter((v) => !allowed.includes(v)).sort((a, b) => a - b);
+  if (bad.length > 0) {
+    throw new Error(
+      oneLine(
+        `${path}: unexpected label values ${bad.slice(0, 8).join(", ")}${
+          bad.length > 8 ? ", ..." : ""
+        } (allowed ${allowed.join(", ")})`,
+      ),
+    );
+  }
 }
 
 /** Read a list file (one id per line, `\r` stripped, first comma-separated field). */

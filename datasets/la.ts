@@ -19,7 +19,10 @@
  */
 import { deriveSeed, Rng } from "../methods/nn/rng.ts";
 import {
+  assertStoredLabels,
   bbox3,
+  type CaseRead,
+  type CaseRules,
   checkCases,
   crop3,
   firstFile,
@@ -30,14 +33,34 @@ import {
   listDirs,
   meanStd,
   readListFile,
+  verifiedCase,
 } from "./common.ts";
 import { readHdf5 } from "./io/hdf5.ts";
 import { readNrrd } from "./io/nrrd.ts";
 import { readSplitFile, type SplitFile, splitsFromFile, validateSplitFile } from "./splits.ts";
 import splitJson from "./splits/la.json" with { type: "json" };
-import type { Case, Dataset, DatasetDefinition, IntegrityReport, Split } from "./types.ts";
+import type {
+  Case,
+  CheckSink,
+  Dataset,
+  DatasetDefinition,
+  IntegrityReport,
+  Split,
+} from "./types.ts";
 
 const LA_SPLIT: SplitFile = validateSplitFile("datasets/splits/la.json", splitJson);
+
+/**
+ * What every LA case must satisfy (load and `deno task data`). Intensities: UA-MT z-scores each
+ * whole volume, and the 100 shipped `mri_norm2.h5` images span [-1.02, 17.1] (measured here,
+ * all cases); [-20, 200] leaves wide room while catching decoded garbage (e.g. 1e30).
+ */
+export const LA_RULES: CaseRules = {
+  allowedLabels: [0, 1],
+  requireForeground: true,
+  intensity: [-20, 200],
+  intensitySource: "z-scored LA volumes span about [-1, 17]",
+};
 
 /** UA-MT's output_size for the x/y enlargement rule. */
 const OUT_XY = 112;
@@ -120,6 +143,11 @@ class LaDataset implements Dataset {
   }
 
   async load(caseId: string): Promise<Case> {
+    return verifiedCase(await this.#read(caseId), LA_RULES);
+  }
+
+  /** Read one case as stored or preprocessed, unchecked, with the files it came from. */
+  async #read(caseId: string): Promise<CaseRead> {
     const d = `${this.#dir}/${caseId}`;
     const h5 = `${d}/mri_norm2.h5`;
     if (isFile(h5) || !isFile(`${d}/lgemri.nrrd`)) {
@@ -130,13 +158,22 @@ class LaDataset implements Dataset {
           `${h5}: 'image' must be a 3-D float32 array, got ${im.dtype} ${im.shape.join("x")}`,
         );
       }
-      if (!(lb.data instanceof Uint8Array)) {
-        throw new Error(`${h5}: 'label' must be uint8, got ${lb.dtype}`);
+      if (!(lb.data instanceof Uint8Array) || lb.shape.length !== 3) {
+        throw new Error(
+          `${h5}: 'label' must be a 3-D uint8 array, got ${lb.dtype} ${lb.shape.join("x")}`,
+        );
       }
       const shape = im.shape as [number, number, number];
-      const lshape = (lb.shape.length === 3 ? lb.shape : [0, 0, 0]) as [number, number, number];
+      const lshape = lb.shape as [number, number, number];
       const sp: [number, number, number] = [0.625, 0.625, 0.625];
-      return { id: caseId, image: image1(im.data, shape, sp), label: label3(lb.data, lshape, sp) };
+      return {
+        case: {
+          id: caseId,
+          image: image1(im.data, shape, sp),
+          label: label3(lb.data, lshape, sp),
+        },
+        files: { image: h5, label: h5 },
+      };
     }
     const imgPath = `${d}/lgemri.nrrd`;
     const labPath = firstFile([`${d}/laendo.nrrd`]) ?? `${d}/laendo.nrrd`;
@@ -150,6 +187,7 @@ class LaDataset implements Dataset {
         `${labPath}: sizes ${lab.shape.join("x")} differ from lgemri.nrrd ${img.shape.join("x")}`,
       );
     }
+    assertStoredLabels(labPath, lab.data, [0, 255]);
     const rng = new Rng(deriveSeed(this.#seed, "la-crop", caseId));
     let p;
     try {
@@ -158,13 +196,16 @@ class LaDataset implements Dataset {
       throw new Error(`${labPath}: ${e instanceof Error ? e.message : String(e)}`);
     }
     return {
-      id: caseId,
-      image: image1(p.image, p.shape, img.spacing),
-      label: label3(p.label, p.shape, img.spacing),
+      case: {
+        id: caseId,
+        image: image1(p.image, p.shape, img.spacing),
+        label: label3(p.label, p.shape, img.spacing),
+      },
+      files: { image: imgPath, label: labPath },
     };
   }
 
-  async check(): Promise<IntegrityReport> {
+  async check(onCase?: CheckSink): Promise<IntegrityReport> {
     const out: string[] = [];
     const [split] = await this.splits();
     const ids = await this.caseIds();
@@ -173,9 +214,10 @@ class LaDataset implements Dataset {
       ...await checkCases(
         splitIds,
         ids,
-        (id) => this.load(id),
-        [0, 1],
+        (id) => this.#read(id),
+        LA_RULES,
         (id) => `${this.#dir}/${id}/mri_norm2.h5 or lgemri.nrrd + laendo.nrrd`,
+        onCase,
       ),
     );
     // List files shipped next to the data must agree with the committed split.

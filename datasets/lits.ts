@@ -19,6 +19,8 @@
  */
 import {
   bbox3,
+  type CaseRead,
+  type CaseRules,
   checkCases,
   crop3,
   firstFile,
@@ -28,10 +30,18 @@ import {
   listFiles,
   meanStd,
   readImageLabelPair,
+  verifiedCase,
 } from "./common.ts";
 import { readSplitFile, type SplitFile, splitsFromFile, validateSplitFile } from "./splits.ts";
 import litsJson from "./splits/lits.json" with { type: "json" };
-import type { Case, Dataset, DatasetDefinition, IntegrityReport, Split } from "./types.ts";
+import type {
+  Case,
+  CheckSink,
+  Dataset,
+  DatasetDefinition,
+  IntegrityReport,
+  Split,
+} from "./types.ts";
 
 const LITS: SplitFile = validateSplitFile("datasets/splits/lits.json", litsJson);
 
@@ -42,6 +52,8 @@ class LitsDataset implements Dataset {
   readonly title = "LiTS 2017 (CT liver and tumour)";
   readonly modalities = ["CT"];
   readonly nClasses: number;
+  /** The checks of every case (load and `deno task data`). */
+  readonly rules: CaseRules;
   #index: Map<string, string> | null = null;
 
   constructor(
@@ -54,6 +66,14 @@ class LitsDataset implements Dataset {
     readonly splitFile: string | null,
   ) {
     this.nClasses = target === "liver+tumour" ? 3 : 2;
+    this.rules = {
+      allowedLabels: target === "liver+tumour" ? [0, 1, 2] : [0, 1],
+      // Every LiTS volume shows the liver; some show no tumour.
+      requireForeground: target !== "tumour",
+      ...(norm === "minmax"
+        ? { intensity: [0, 1] as const, intensitySource: "min-max over the HU window" }
+        : {}),
+    };
   }
 
   #scan(): Map<string, string> {
@@ -87,6 +107,11 @@ class LitsDataset implements Dataset {
   }
 
   async load(caseId: string): Promise<Case> {
+    return verifiedCase(await this.#read(caseId), this.rules);
+  }
+
+  /** Read and preprocess one case, unchecked, with the files it came from. */
+  async #read(caseId: string): Promise<CaseRead> {
     const p = this.#paths(caseId);
     const pair = await readImageLabelPair(p.vol, p.seg, "volume");
     const { image: vol, label: seg } = pair;
@@ -98,9 +123,10 @@ class LitsDataset implements Dataset {
     let lab = new Uint8Array(n);
     for (let i = 0; i < n; i++) {
       const v = Math.round(seg.data[i]!);
-      const raw = v === 0 || v === 1 || v === 2 ? v : 255;
-      lab[i] = raw === 255
-        ? 255
+      // A value outside 0/1/2 is kept (255 when it does not fit a byte) so the check names it.
+      const raw = v === 0 || v === 1 || v === 2 ? v : v > 2 && v < 255 ? v : 255;
+      lab[i] = raw > 2
+        ? raw
         : this.target === "liver+tumour"
         ? raw
         : this.target === "liver"
@@ -131,18 +157,26 @@ class LitsDataset implements Dataset {
     } else {
       for (let i = 0; i < img.length; i++) img[i] = (img[i]! - lo) / (hi - lo);
     }
-    return { id: caseId, image: image1(img, sh, vol.spacing), label: label3(lab, sh, vol.spacing) };
+    return {
+      case: {
+        id: caseId,
+        image: image1(img, sh, vol.spacing),
+        label: label3(lab, sh, vol.spacing),
+      },
+      files: { image: p.vol, label: p.seg },
+    };
   }
 
-  async check(): Promise<IntegrityReport> {
+  async check(onCase?: CheckSink): Promise<IntegrityReport> {
     const [s] = await this.splits();
     const splitIds = s ? [...s.train, ...s.val, ...s.test] : [];
     return checkCases(
       splitIds,
       await this.caseIds(),
-      (id) => this.load(id),
-      this.target === "liver+tumour" ? [0, 1, 2] : [0, 1],
+      (id) => this.#read(id),
+      this.rules,
       (id) => `${this.root}/volume-${id}.nii + segmentation-${id}.nii`,
+      onCase,
     );
   }
 }

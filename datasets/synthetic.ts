@@ -8,13 +8,35 @@
  *   (exp of a random low-order polynomial, amplitude `bias`), additive Gaussian noise (`noise`),
  *   then a z-score over the volume.
  * Options: `n` cases (24), `size` (32) or `sx`/`sy`/`sz`, `nTrain` (16), `nVal` (0; test = rest),
- * `seed` (0), `noise` (0.35), `bias` (0.3). A 32^3 case takes about a millisecond.
+ * `seed` (0), `noise` (0.35), `bias` (0.3), `appearance` (0: per-case variation of distractor
+ * brightness, background, noise and blur, see {@link drawAppearance}). A 32^3 case takes about a
+ * millisecond.
  * @module
  */
 import { deriveSeed, Rng } from "../methods/nn/rng.ts";
-import { checkCase, image1, label3 } from "./common.ts";
+import {
+  type CaseRead,
+  type CaseRules,
+  checkCases,
+  image1,
+  label3,
+  verifiedCase,
+} from "./common.ts";
 import { makeSplit } from "./splits.ts";
-import type { Case, Dataset, DatasetDefinition, IntegrityReport, Split } from "./types.ts";
+import type {
+  Case,
+  CheckSink,
+  Dataset,
+  DatasetDefinition,
+  IntegrityReport,
+  Split,
+} from "./types.ts";
+
+/**
+ * The checks of every synthetic case (load and `deno task data`). Foreground is not required:
+ * at 4^3 or 5^3 a case can lack one (the smallest ellipsoid falls between voxel centres).
+ */
+export const SYNTHETIC_RULES: CaseRules = { allowedLabels: [0, 1], requireForeground: false };
 
 /** Generator settings. */
 export interface SyntheticOptions {
@@ -22,6 +44,41 @@ export interface SyntheticOptions {
   seed: number;
   noise: number;
   bias: number;
+  /**
+   * Per-case appearance variation in [0, 1] (0: every case looks alike, the generator's original
+   * behaviour). Above 0 each case draws its own distractor brightness, background level, noise
+   * level and blur (see {@link drawAppearance}), so a few labeled cases cannot cover the range
+   * and the unlabeled ones carry information a method can use.
+   */
+  appearance?: number;
+}
+
+/** One case's appearance (the generator's fixed values when variation is 0). */
+export interface Appearance {
+  /** Distractor intensity, relative to the foreground's 1. */
+  distractor: number;
+  /** Background intensity before blur (the foreground is 1). */
+  background: number;
+  /** Multiplies the noise standard deviation. */
+  noiseScale: number;
+  /** Passes of the [1,2,1]/4 blur (partial-volume width). */
+  blurPasses: number;
+}
+
+/**
+ * Draw a case's appearance with variation `a`: distractors 0.9 +- 0.5a (above 1 they are brighter
+ * than the foreground), background +- 0.3a, noise x (1 +- 0.7a), 1 to 3 blur passes. Draws nothing
+ * at a = 0, so cases of the original generator are unchanged.
+ */
+export function drawAppearance(rng: Rng, a: number): Appearance {
+  if (!(a > 0)) return { distractor: 0.9, background: 0, noiseScale: 1, blurPasses: 2 };
+  const sym = () => 2 * rng.uniform() - 1;
+  return {
+    distractor: 0.9 + 0.5 * a * sym(),
+    background: 0.3 * a * sym(),
+    noiseScale: 1 + 0.7 * a * sym(),
+    blurPasses: 1 + rng.int(3),
+  };
 }
 
 function randomRotation(rng: Rng): number[] {
@@ -90,6 +147,8 @@ export function generateCase(index: number, opts: SyntheticOptions): Case {
     });
   }
   const bc = Array.from({ length: 9 }, () => rng.normal() * opts.bias / 3);
+  const look = drawAppearance(rng, opts.appearance ?? 0);
+  if (look.background !== 0) img.fill(look.background);
   let i = 0;
   for (let x = 0; x < nx; x++) {
     for (let y = 0; y < ny; y++) {
@@ -114,15 +173,14 @@ export function generateCase(index: number, opts: SyntheticOptions): Case {
         for (const d of dis) {
           const dx = x - d.c[0]!, dy = y - d.c[1]!, dz = z - d.c[2]!;
           if (dx * dx + dy * dy + dz * dz <= d.r * d.r) {
-            img[i] = 0.9;
+            img[i] = look.distractor;
             break;
           }
         }
       }
     }
   }
-  blur121(img, shape);
-  blur121(img, shape);
+  for (let p = 0; p < look.blurPasses; p++) blur121(img, shape);
   i = 0;
   for (let x = 0; x < nx; x++) {
     const a = 2 * x / Math.max(nx - 1, 1) - 1;
@@ -132,7 +190,7 @@ export function generateCase(index: number, opts: SyntheticOptions): Case {
         const c = 2 * z / Math.max(nz - 1, 1) - 1;
         const f = bc[0]! * a + bc[1]! * b + bc[2]! * c + bc[3]! * a * b + bc[4]! * b * c +
           bc[5]! * a * c + bc[6]! * a * a + bc[7]! * b * b + bc[8]! * c * c;
-        img[i] = img[i]! * Math.exp(f) + opts.noise * rng.normal();
+        img[i] = img[i]! * Math.exp(f) + opts.noise * look.noiseScale * rng.normal();
       }
     }
   }
@@ -171,7 +229,9 @@ class SyntheticDataset implements Dataset {
     const ids = this.#ids();
     const src = `generated: synthetic(n=${this.n}, shape=${
       this.opts.shape.join("x")
-    }, seed=${this.opts.seed}, noise=${this.opts.noise}, bias=${this.opts.bias})`;
+    }, seed=${this.opts.seed}, noise=${this.opts.noise}, bias=${this.opts.bias}${
+      this.opts.appearance ? `, appearance=${this.opts.appearance}` : ""
+    })`;
     return Promise.resolve([
       makeSplit(
         "default",
@@ -187,7 +247,12 @@ class SyntheticDataset implements Dataset {
     return Promise.resolve(this.#ids());
   }
 
-  load(caseId: string): Promise<Case> {
+  async load(caseId: string): Promise<Case> {
+    return verifiedCase(await this.#read(caseId), SYNTHETIC_RULES);
+  }
+
+  /** Generate one case, unchecked ("files" name the generator, for messages). */
+  #read(caseId: string): Promise<CaseRead> {
     const m = /^syn(\d+)$/.exec(caseId);
     const k = m ? Number(m[1]) : -1;
     if (!(k >= 0 && k < this.n)) {
@@ -197,13 +262,16 @@ class SyntheticDataset implements Dataset {
         ),
       );
     }
-    return Promise.resolve(generateCase(k, this.opts));
+    const where = `synthetic case ${caseId}`;
+    return Promise.resolve({
+      case: generateCase(k, this.opts),
+      files: { image: where, label: where },
+    });
   }
 
-  async check(): Promise<IntegrityReport> {
-    const out: string[] = [];
-    for (const id of this.#ids()) out.push(...checkCase(await this.load(id), [0, 1]));
-    return out;
+  check(onCase?: CheckSink): Promise<IntegrityReport> {
+    const ids = this.#ids();
+    return checkCases(ids, ids, (id) => this.#read(id), SYNTHETIC_RULES, () => "", onCase);
   }
 }
 
@@ -212,7 +280,7 @@ export const synthetic: DatasetDefinition = {
   id: "synthetic",
   title: "Synthetic ellipsoids (generated)",
   obtain:
-    "Generated on the fly; no download. Options: n, size | sx,sy,sz, nTrain, nVal, seed, noise, bias.",
+    "Generated on the fly; no download. Options: n, size | sx,sy,sz, nTrain, nVal, seed, noise, bias, appearance.",
   open(_root: string, options: Record<string, number | string | boolean> = {}): Dataset {
     const num = (k: string, d: number): number => {
       const v = options[k];
@@ -239,6 +307,7 @@ export const synthetic: DatasetDefinition = {
       seed: num("seed", 0),
       noise: num("noise", 0.35),
       bias: num("bias", 0.3),
+      appearance: num("appearance", 0),
     });
   },
 };

@@ -50,6 +50,9 @@ export interface Split {
 /** One line per problem found by an integrity check (empty = healthy). */
 export type IntegrityReport = string[];
 
+/** Hears each case a data check read: its id and the bytes decoded (0 when it did not read). */
+export type CheckSink = (caseId: string, bytes: number) => void;
+
 /** A dataset module: where its cases live and how to read them as the reference code does. */
 export interface Dataset {
   /** Registry id, e.g. "la", "brats19", "synthetic". */
@@ -69,10 +72,19 @@ export interface Dataset {
   splits(): Promise<Split[]>;
   /** All case ids available. */
   caseIds(): Promise<string[]>;
-  /** Read one case, preprocessed as the reference code does. */
+  /**
+   * Read one case, preprocessed as the reference code does, and verify it with the checks of
+   * {@link Dataset.check} (datasets/common.ts `verifiedCase`). A case that does not read or
+   * fails a check throws ONE line naming the file: `<file>: <what is wrong> (expected ...)`.
+   */
   load(caseId: string): Promise<Case>;
-  /** Check the data root: missing/corrupt cases, shape agreement, label values. */
-  check(): Promise<IntegrityReport>;
+  /**
+   * Check the data root: read every case on disk (its data, one case at a time) and run the
+   * same checks as {@link Dataset.load} (shapes, finite and non-constant image, plausible
+   * intensities where defined, label values, foreground), plus missing split cases and
+   * dataset-level facts. `onCase` hears each case read (the cost line of `deno task data`).
+   */
+  check(onCase?: CheckSink): Promise<IntegrityReport>;
 }
 
 /** A registered dataset: how to open it at a root, and where users get the data. */

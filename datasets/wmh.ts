@@ -15,6 +15,8 @@
  * @module
  */
 import {
+  type CaseRead,
+  type CaseRules,
   checkCases,
   firstFile,
   image1,
@@ -24,6 +26,7 @@ import {
   meanStd,
   naturalSort,
   readImageLabelPair,
+  verifiedCase,
 } from "./common.ts";
 import {
   readSplitFile,
@@ -33,9 +36,19 @@ import {
   WMH_SITES,
 } from "./splits.ts";
 import wmhJson from "./splits/wmh.json" with { type: "json" };
-import type { Case, Dataset, DatasetDefinition, IntegrityReport, Split } from "./types.ts";
+import type {
+  Case,
+  CheckSink,
+  Dataset,
+  DatasetDefinition,
+  IntegrityReport,
+  Split,
+} from "./types.ts";
 
 const WMH: SplitFile = validateSplitFile("datasets/splits/wmh.json", wmhJson);
+
+/** What every WMH case must satisfy (load and `deno task data`): labels as stored 0/1/2. */
+export const WMH_RULES: CaseRules = { allowedLabels: [0, 1, 2], requireForeground: true };
 
 /** Fill holes of a binary mask slice by slice in the x-y plane (4-connected background flood). */
 export function fillHoles2d(mask: Uint8Array, shape: [number, number, number]): Uint8Array {
@@ -132,6 +145,11 @@ class WmhDataset implements Dataset {
   }
 
   async load(caseId: string): Promise<Case> {
+    return verifiedCase(await this.#read(caseId), WMH_RULES);
+  }
+
+  /** Read and preprocess one case, unchecked, with the files it came from. */
+  async #read(caseId: string): Promise<CaseRead> {
     const p = this.#paths(caseId);
     const { image: img, label: lab, shape: sh } = await readImageLabelPair(
       p.flair,
@@ -149,16 +167,20 @@ class WmhDataset implements Dataset {
     const label = new Uint8Array(n);
     for (let i = 0; i < n; i++) {
       const v = Math.round(lab.data[i]!);
-      label[i] = v === 1 ? 1 : v === 2 ? 2 : v === 0 ? 0 : 255;
+      // Kept as stored (255 when it does not fit a byte): the check names unexpected values.
+      label[i] = v >= 0 && v < 255 ? v : 255;
     }
     return {
-      id: caseId,
-      image: image1(out, sh, img.spacing),
-      label: label3(label, sh, img.spacing),
+      case: {
+        id: caseId,
+        image: image1(out, sh, img.spacing),
+        label: label3(label, sh, img.spacing),
+      },
+      files: { image: p.flair, label: p.label },
     };
   }
 
-  async check(): Promise<IntegrityReport> {
+  async check(onCase?: CheckSink): Promise<IntegrityReport> {
     const out: string[] = [];
     const g = this.#groups();
     for (const s of WMH_SITES) {
@@ -176,9 +198,10 @@ class WmhDataset implements Dataset {
       ...await checkCases(
         splitIds,
         await this.caseIds(),
-        (id) => this.load(id),
-        [0, 1, 2],
+        (id) => this.#read(id),
+        WMH_RULES,
         (id) => `${this.root}/${id}/wmh.nii.gz + ${this.flair}/FLAIR.nii.gz`,
+        onCase,
       ),
     );
     return out;

@@ -33,48 +33,32 @@
  * @module
  */
 import * as tf from "@tensorflow/tfjs-core";
-import type {
-  BuildContext,
-  Method,
-  MethodDefinition,
-  MethodState,
-  StepInfo,
-  StepLosses,
-  TrainBatch,
-} from "./types.ts";
-import { Rng } from "./nn/rng.ts";
-import { threeHeads, VNet } from "./nn/vnet.ts";
+import type { BuildContext, MethodDefinition, StepInfo, StepLosses, TrainBatch } from "./types.ts";
+import { threeHeads } from "./nn/vnet.ts";
 import { ceDiceLoss, diceLoss, mse } from "./nn/losses.ts";
-import { disposeGrads, lossAndGrads, Sgd } from "./nn/optim.ts";
+import { binaryOnly, type OptimizerSlot, VNetMethod } from "./nn/method_base.ts";
+import { Sgd } from "./nn/optim.ts";
 import { consistencyWeight } from "./nn/ramps.ts";
 import { computeSdf, innerBoundary } from "./nn/sdf.ts";
-import { assignStored, getStored, storeTensor } from "./nn/state.ts";
 import {
-  checkLrPolicy,
   fullBatch,
-  LA_SGD,
   labelValues,
-  laLr,
-  laSgd,
-  prefixed,
   readLosses,
-  restoreSnapshot,
   rows,
-  type SgdHp,
-  snapshot,
-  unprefixed,
+  SGD_CHOICES,
+  sgdSchedule,
+  VNET_DEFAULTS,
+  type VNetHp,
 } from "./nn/training.ts";
 
 /** Hyper-parameters of {@link ahuMultiNet}. */
-export type AhuMultiNetHp = SgdHp & {
-  nFilters: number;
-  dropout: number;
+export type AhuMultiNetHp = VNetHp & {
   /** "kendall" | "simplified" | "none" (see the module doc). */
-  weighting: string;
+  weighting: Weighting;
   /** Initial log-variance s_i of every task (0). */
   logVarInit: number;
   /** Contour loss: "bce" or "dice". */
-  contourLoss: string;
+  contourLoss: "bce" | "dice";
   /** Neighbourhood of the contour target and the soft boundary: 1 (6-nbh), 2 (18), 3 (26). */
   contourConnectivity: number;
   /** Sharpness k of sigmoid(-k sdf) (1500, DTC). */
@@ -87,6 +71,9 @@ export type AhuMultiNetHp = SgdHp & {
   consistencyRampup: number;
   rampupEpochLength: number;
 };
+
+/** How the three supervised task losses are balanced (see the module doc). */
+export type Weighting = "kendall" | "simplified" | "none";
 
 /** Whether a task's likelihood is Gaussian (regression) or softmax/sigmoid (classification). */
 export type TaskKind = "regression" | "classification";
@@ -103,7 +90,7 @@ export interface WeightedTask {
  * "kendall": regression `0.5 exp(-s) L + 0.5 s`, classification `exp(-s) L + 0.5 s`;
  * "simplified": `exp(-s) L + s` for every task; "none": `L` (s unused).
  */
-export function homoscedasticLoss(tasks: WeightedTask[], weighting: string): tf.Scalar {
+export function homoscedasticLoss(tasks: WeightedTask[], weighting: Weighting): tf.Scalar {
   return tf.tidy(() => {
     let total: tf.Scalar = tf.scalar(0);
     for (const t of tasks) {
@@ -252,49 +239,34 @@ const TASKS: readonly { name: "seg" | "sdf" | "contour"; kind: TaskKind }[] = [
   { name: "contour", kind: "classification" },
 ];
 
-class AhuMultiNet implements Method {
-  readonly #net: VNet;
-  readonly #opt: Sgd;
-  /** Log-variances s_i by task name, and their optimizer (no weight decay). */
+class AhuMultiNet extends VNetMethod<AhuMultiNetHp> {
+  /** Log-variances s_i by task name, and their SGD (no weight decay, tensors only in state). */
   readonly #logVar = new Map<string, tf.Variable>();
-  readonly #optS: Sgd;
-  readonly #hp: AhuMultiNetHp;
+  readonly #optS: OptimizerSlot;
 
   constructor(hp: AhuMultiNetHp, ctx: BuildContext) {
-    if (ctx.nClasses !== 2) {
-      throw new Error(`ahu-multinet: binary segmentation only (nClasses 2, got ${ctx.nClasses})`);
-    }
-    if (!["kendall", "simplified", "none"].includes(hp.weighting)) {
-      throw new Error(
-        `ahu-multinet: weighting must be "kendall", "simplified" or "none", got ${hp.weighting}`,
-      );
-    }
-    if (hp.contourLoss !== "bce" && hp.contourLoss !== "dice") {
-      throw new Error(`ahu-multinet: contourLoss must be "bce" or "dice", got ${hp.contourLoss}`);
-    }
-    if (![1, 2, 3].includes(hp.contourConnectivity)) {
-      throw new Error(`ahu-multinet: contourConnectivity must be 1, 2 or 3`);
-    }
-    checkLrPolicy("ahu-multinet", hp.lrPolicy);
-    this.#hp = hp;
-    this.#net = new VNet({
-      inChannels: ctx.inChannels,
-      nFilters: hp.nFilters,
-      heads: threeHeads(ctx.nClasses),
-      dropoutP: hp.dropout,
-    }, new Rng(ctx.initSeed));
-    this.#opt = laSgd(this.#net, hp);
+    super(hp, ctx, { heads: threeHeads(ctx.nClasses) });
     const uid = `ahu${ahuCounter++}`;
     for (const t of TASKS) {
+      const key = `log_var.${t.name}`;
       const init = tf.scalar(hp.logVarInit);
-      this.#logVar.set(`log_var.${t.name}`, tf.variable(init, true, `${uid}/log_var.${t.name}`));
+      this.#logVar.set(
+        key,
+        this.variable(`loss_weights.${key}`, tf.variable(init, true, `${uid}/${key}`)),
+      );
       init.dispose();
     }
-    this.#optS = new Sgd(this.#logVar, { momentum: hp.momentum, weightDecay: 0 });
+    this.#optS = this.optimizer(
+      "optim_s",
+      this.#logVar,
+      new Sgd(this.#logVar, { momentum: hp.momentum, weightDecay: 0 }),
+      sgdSchedule(hp),
+      { scalars: false },
+    );
   }
 
   #outputs(x: tf.Tensor5D, training: boolean, rng?: StepInfo["random"]["dropout"]): TripleOutputs {
-    const [seg, sdf, contour] = this.#net.forward(
+    const [seg, sdf, contour] = this.net.forward(
       x,
       rng === undefined ? { training } : { training, dropoutRng: rng },
     );
@@ -302,7 +274,7 @@ class AhuMultiNet implements Method {
   }
 
   async trainStep(batch: TrainBatch, step: StepInfo): Promise<StepLosses> {
-    const hp = this.#hp;
+    const hp = this.hp;
     const [bl, d, h, w] = batch.labels.shape;
     const labels = await labelValues(batch);
     const sdfGt = tf.tensor5d(computeSdf(labels, bl, [d, h, w]), [bl, d, h, w, 1]);
@@ -314,82 +286,55 @@ class AhuMultiNet implements Method {
       hp.rampupEpochLength,
     );
     const x = fullBatch(batch);
-    const params = new Map<string, tf.Variable>([...this.#net.params, ...this.#logVar]);
     const aux: Record<string, tf.Tensor> = {};
-    const { value, grads } = lossAndGrads(() => {
-      const out = this.#outputs(x, true, step.random.dropout);
-      const lab: TripleOutputs = {
-        seg: rows(out.seg, 0, bl),
-        sdf: rows(out.sdf, 0, bl),
-        contour: rows(out.contour, 0, bl),
-      };
-      const l = taskLosses(lab, batch.labels, sdfGt, cntGt, hp.contourLoss);
-      aux.seg = tf.keep(l.seg);
-      aux.sdf = tf.keep(l.sdf);
-      aux.contour = tf.keep(l.contour);
-      const sup = homoscedasticLoss(
-        TASKS.map((t) => ({
-          loss: l[t.name],
-          logVar: this.#logVar.get(`log_var.${t.name}`)!,
-          kind: t.kind,
-        })),
-        hp.weighting,
-      );
-      aux.supervised = tf.keep(tf.clone(sup)); // `total` may be sup itself
-      let total: tf.Scalar = sup;
-      if (hp.useSdfConsistency || hp.useContourConsistency) {
-        const c = interTaskConsistency(out, hp);
-        if (hp.useSdfConsistency) {
-          aux.sdfConsistency = tf.keep(c.sdf);
-          total = tf.add(total, tf.mul(cw, c.sdf));
+    const { loss, lr } = this.minimise(
+      () => {
+        const out = this.#outputs(x, true, step.random.dropout);
+        const lab: TripleOutputs = {
+          seg: rows(out.seg, 0, bl),
+          sdf: rows(out.sdf, 0, bl),
+          contour: rows(out.contour, 0, bl),
+        };
+        const l = taskLosses(lab, batch.labels, sdfGt, cntGt, hp.contourLoss);
+        aux.seg = tf.keep(l.seg);
+        aux.sdf = tf.keep(l.sdf);
+        aux.contour = tf.keep(l.contour);
+        const sup = homoscedasticLoss(
+          TASKS.map((t) => ({
+            loss: l[t.name],
+            logVar: this.#logVar.get(`log_var.${t.name}`)!,
+            kind: t.kind,
+          })),
+          hp.weighting,
+        );
+        aux.supervised = tf.keep(tf.clone(sup)); // `total` may be sup itself
+        let total: tf.Scalar = sup;
+        if (hp.useSdfConsistency || hp.useContourConsistency) {
+          const c = interTaskConsistency(out, hp);
+          if (hp.useSdfConsistency) {
+            aux.sdfConsistency = tf.keep(c.sdf);
+            total = tf.add(total, tf.mul(cw, c.sdf));
+          }
+          if (hp.useContourConsistency) {
+            aux.contourConsistency = tf.keep(c.contour);
+            total = tf.add(total, tf.mul(cw, c.contour));
+          }
         }
-        if (hp.useContourConsistency) {
-          aux.contourConsistency = tf.keep(c.contour);
-          total = tf.add(total, tf.mul(cw, c.contour));
-        }
-      }
-      return total;
-    }, params);
+        return total;
+      },
+      step,
+      {
+        optimizers: hp.weighting === "none" ? this.sgd : [this.sgd, this.#optS],
+        params: new Map([...this.net.params, ...this.#logVar]),
+      },
+    );
     x.dispose();
     sdfGt.dispose();
     cntGt.dispose();
-    const lr = laLr(hp, step.iteration, step.totalIterations);
-    this.#opt.step(grads, lr);
-    if (hp.weighting !== "none") this.#optS.step(grads, lr);
-    disposeGrads(grads);
     const extra: Record<string, number | tf.Tensor> = { lr, consistencyWeight: cw };
     // The updated s_i, read with the losses (a clone: readLosses disposes what it reads).
     for (const [k, v] of this.#logVar) extra[k] = tf.clone(v);
-    return await readLosses({ loss: value, ...aux }, extra);
-  }
-
-  /** Softmax of the seg head (eval mode). */
-  predict(patch: tf.Tensor5D): tf.Tensor5D {
-    return tf.tidy(() => tf.softmax(this.#outputs(patch, false).seg, -1) as tf.Tensor5D);
-  }
-
-  state(): MethodState {
-    const s = snapshot(this.#net, this.#opt);
-    for (const [k, v] of this.#logVar) s.tensors[`loss_weights.${k}`] = storeTensor(v);
-    const o = this.#optS.state();
-    Object.assign(s.tensors, prefixed("optim_s.", o.tensors));
-    return s;
-  }
-
-  restore(s: MethodState): void {
-    restoreSnapshot(s, this.#net, this.#opt);
-    for (const [k, v] of this.#logVar) {
-      assignStored(v, getStored(s.tensors, `loss_weights.${k}`, []), `loss_weights.${k}`);
-    }
-    this.#optS.restore({ tensors: unprefixed("optim_s.", s.tensors), extra: {} });
-  }
-
-  dispose(): void {
-    this.#net.dispose();
-    this.#opt.dispose();
-    this.#optS.dispose();
-    for (const v of this.#logVar.values()) v.dispose();
-    this.#logVar.clear();
+    return await readLosses({ loss, ...aux }, extra);
   }
 }
 
@@ -414,10 +359,7 @@ export const ahuMultiNet: MethodDefinition<AhuMultiNetHp> = {
       "e^-s L + s; 'none' = plain sum.",
   },
   defaults: {
-    nFilters: 16,
-    dropout: 0.5,
-    ...LA_SGD,
-    lrPolicy: "step",
+    ...VNET_DEFAULTS,
     weighting: "kendall",
     logVarInit: 0,
     contourLoss: "bce",
@@ -429,5 +371,11 @@ export const ahuMultiNet: MethodDefinition<AhuMultiNetHp> = {
     consistencyRampup: 40,
     rampupEpochLength: 150,
   },
-  create: (hp, ctx) => new AhuMultiNet(hp, ctx),
+  choices: {
+    ...SGD_CHOICES,
+    weighting: ["kendall", "simplified", "none"],
+    contourLoss: ["bce", "dice"],
+    contourConnectivity: [1, 2, 3],
+  },
+  create: (hp, ctx) => new AhuMultiNet(hp, binaryOnly("ahu-multinet", ctx)),
 };

@@ -1,6 +1,6 @@
 /**
  * DTC, dual-task consistency (Luo et al., AAAI 2021; HiLab-git/DTC `code/train_la_dtc.py`,
- * `code/networks/vnet_sdf.py`, `code/utils/util.py`; spec methods.md §6). A V-Net with two
+ * `code/networks/vnet_sdf.py`, `code/utils/util.py` `compute_sdf`). A V-Net with two
  * 1-channel heads, `tanh(out_conv)` (SDF) and `out_conv2` (seg logits, sigmoid):
  * `L = Dice(sigmoid(seg)_l, y) + 0.3 MSE(sdf_l, computeSdf(y)) + w(t) mean((sigmoid(-1500 sdf) - sigmoid(seg))^2)`
  * (the last term over the whole batch), `w(t) = 1.0 sigmoid_rampup(iter // 150, 40)`.
@@ -8,39 +8,26 @@
  * @module
  */
 import * as tf from "@tensorflow/tfjs-core";
-import type {
-  BuildContext,
-  Method,
-  MethodDefinition,
-  MethodState,
-  StepInfo,
-  StepLosses,
-  TrainBatch,
-} from "./types.ts";
-import { Rng } from "./nn/rng.ts";
-import { dtcHeads, VNet } from "./nn/vnet.ts";
+import type { MethodDefinition, StepInfo, StepLosses, TrainBatch } from "./types.ts";
+import { dtcHeads } from "./nn/vnet.ts";
 import { diceLoss, mse } from "./nn/losses.ts";
-import { disposeGrads, lossAndGrads, type Sgd } from "./nn/optim.ts";
+import { binaryOnly, VNetMethod } from "./nn/method_base.ts";
+import { twoClass } from "./nn/massl_net.ts";
 import { consistencyWeight } from "./nn/ramps.ts";
 import { computeSdf } from "./nn/sdf.ts";
 import {
   channel,
   fullBatch,
-  LA_SGD,
   labelValues,
-  laLr,
-  laSgd,
   readLosses,
-  restoreSnapshot,
   rows,
-  type SgdHp,
-  snapshot,
+  SGD_CHOICES,
+  VNET_DEFAULTS,
+  type VNetHp,
 } from "./nn/training.ts";
 
 /** Hyper-parameters of {@link dtc}. */
-export type DtcHp = SgdHp & {
-  nFilters: number;
-  dropout: number;
+export type DtcHp = VNetHp & {
   /** Weight of the SDF regression loss (beta = 0.3). */
   beta: number;
   /** Sharpness k of the inverse transform sigmoid(-k * sdf) (1500). */
@@ -61,25 +48,7 @@ export function dtcConsistency(sdf: tf.Tensor, segLogits: tf.Tensor, k = 1500): 
   );
 }
 
-class Dtc implements Method {
-  readonly #net: VNet;
-  readonly #opt: Sgd;
-  readonly #hp: DtcHp;
-
-  constructor(hp: DtcHp, ctx: BuildContext) {
-    if (ctx.nClasses !== 2) {
-      throw new Error(`dtc: binary segmentation only (nClasses 2, got ${ctx.nClasses})`);
-    }
-    this.#hp = hp;
-    this.#net = new VNet({
-      inChannels: ctx.inChannels,
-      nFilters: hp.nFilters,
-      heads: dtcHeads(1),
-      dropoutP: hp.dropout,
-    }, new Rng(ctx.initSeed));
-    this.#opt = laSgd(this.#net, hp);
-  }
-
+class Dtc extends VNetMethod<DtcHp> {
   async trainStep(batch: TrainBatch, step: StepInfo): Promise<StepLosses> {
     const [bl, d, h, w] = batch.labels.shape;
     // compute_sdf on the labeled patches (CPU, as the reference does with numpy/scipy).
@@ -91,53 +60,29 @@ class Dtc implements Method {
       1,
     ]);
     const cw = consistencyWeight(
-      this.#hp.consistency,
+      this.hp.consistency,
       step.iteration,
-      this.#hp.consistencyRampup,
-      this.#hp.rampupEpochLength,
+      this.hp.consistencyRampup,
+      this.hp.rampupEpochLength,
     );
     const x = fullBatch(batch);
     const aux: Record<string, tf.Tensor> = {};
-    const { value, grads } = lossAndGrads(() => {
-      const [sdf, seg] = this.#net.forward(x, { training: true, dropoutRng: step.random.dropout });
+    const { loss, lr } = this.minimise(() => {
+      const [sdf, seg] = this.net.forward(x, { training: true, dropoutRng: step.random.dropout });
       const segL = channel(rows(seg!, 0, bl), 0);
       const dice = diceLoss(tf.sigmoid(segL), tf.equal(batch.labels, 1));
       const lsdf = mse(rows(sdf!, 0, bl), sdfGt);
-      const cons = dtcConsistency(sdf!, seg!, this.#hp.k);
+      const cons = dtcConsistency(sdf!, seg!, this.hp.k);
       aux.dice = tf.keep(dice);
       aux.sdf = tf.keep(lsdf);
       aux.consistency = tf.keep(cons);
-      const sup = tf.add(dice, tf.mul(this.#hp.beta, lsdf));
+      const sup = tf.add(dice, tf.mul(this.hp.beta, lsdf));
       aux.supervised = tf.keep(sup);
       return tf.add(sup, tf.mul(cw, cons)) as tf.Scalar;
-    }, this.#net.params);
+    }, step);
     x.dispose();
     sdfGt.dispose();
-    const lr = laLr(this.#hp, step.iteration, step.totalIterations);
-    this.#opt.step(grads, lr);
-    disposeGrads(grads);
-    return await readLosses({ loss: value, ...aux }, { lr, consistencyWeight: cw });
-  }
-
-  /** Two channels [1 - p, p], p = sigmoid(seg head) (DTC tests `p > 0.5`). */
-  predict(patch: tf.Tensor5D): tf.Tensor5D {
-    return tf.tidy(() => {
-      const p = tf.sigmoid(this.#net.forward(patch, { training: false })[1]!);
-      return tf.concat([tf.sub(1, p), p], -1) as tf.Tensor5D;
-    });
-  }
-
-  state(): MethodState {
-    return snapshot(this.#net, this.#opt);
-  }
-
-  restore(s: MethodState): void {
-    restoreSnapshot(s, this.#net, this.#opt);
-  }
-
-  dispose(): void {
-    this.#net.dispose();
-    this.#opt.dispose();
+    return await readLosses({ loss, ...aux }, { lr, consistencyWeight: cw });
   }
 }
 
@@ -155,14 +100,18 @@ export const dtc: MethodDefinition<DtcHp> = {
       "patch gets a zero target (DTC would give NaN).",
   },
   defaults: {
-    nFilters: 16,
-    dropout: 0.5,
-    ...LA_SGD,
+    ...VNET_DEFAULTS,
     beta: 0.3,
     k: 1500,
     consistency: 1.0,
     consistencyRampup: 40,
     rampupEpochLength: 150,
   },
-  create: (hp, ctx) => new Dtc(hp, ctx),
+  choices: SGD_CHOICES,
+  create: (hp, ctx) =>
+    new Dtc(hp, binaryOnly("dtc", ctx), {
+      heads: dtcHeads(1),
+      // Two channels [1 - p, p], p = sigmoid(seg head) (DTC tests `p > 0.5`).
+      predict: (o) => twoClass(tf.sigmoid(o[1]!) as tf.Tensor5D),
+    }),
 };

@@ -6,20 +6,21 @@
  * `w(t) = C_w * sigmoid_rampup(iter // 150, 40)` as the LA consistency ramp.
  *
  * This file is also the worked example of README "Adding a method": the whole method is one
- * `trainStep` over shared blocks; {@link SingleVNetMethod} supplies the network, predict,
- * state/restore and dispose. Semantics of the entropy term follow the common SSL4MIS-style
- * normalisation by ln C [I: not checked against that repository's script].
+ * `trainStep` over shared blocks; {@link VNetMethod} (`methods/nn/method_base.ts`) supplies the
+ * network, its SGD and LR schedule, predict, state/restore and dispose. Semantics of the entropy
+ * term follow the common SSL4MIS-style normalisation by ln C [I: not checked against that
+ * repository's script].
  * @module
  */
 import * as tf from "@tensorflow/tfjs-core";
 import type { MethodDefinition, StepInfo, StepLosses, TrainBatch } from "./types.ts";
 import { ceDiceLoss } from "./nn/losses.ts";
 import { consistencyWeight } from "./nn/ramps.ts";
-import { disposeGrads, lossAndGrads } from "./nn/optim.ts";
-import { LA_SGD, laLr, readLosses, type SingleVNetHp, SingleVNetMethod } from "./nn/training.ts";
+import { VNetMethod } from "./nn/method_base.ts";
+import { readLosses, SGD_CHOICES, VNET_DEFAULTS, type VNetHp } from "./nn/training.ts";
 
 /** Hyper-parameters of {@link entropyMin}. */
-export type EntropyMinHp = SingleVNetHp & {
+export type EntropyMinHp = VNetHp & {
   /** Final weight C_w of the entropy term. */
   consistency: number;
   /** Ramp length L in "epochs" of `rampupEpochLength` iterations. */
@@ -39,7 +40,7 @@ export function meanNormalisedEntropy(probs: tf.Tensor): tf.Scalar {
   });
 }
 
-class EntropyMin extends SingleVNetMethod<EntropyMinHp> {
+class EntropyMin extends VNetMethod<EntropyMinHp> {
   trainStep(batch: TrainBatch, step: StepInfo): Promise<StepLosses> {
     const w = consistencyWeight(
       this.hp.consistency,
@@ -48,7 +49,7 @@ class EntropyMin extends SingleVNetMethod<EntropyMinHp> {
       this.hp.rampupEpochLength,
     );
     const aux: Record<string, tf.Tensor> = {};
-    const { value, grads } = lossAndGrads(() => {
+    const { loss, lr } = this.minimise(() => {
       const nl = batch.labeledImages.shape[0];
       const x = batch.unlabeledImages
         ? tf.concat([batch.labeledImages, batch.unlabeledImages], 0)
@@ -63,11 +64,8 @@ class EntropyMin extends SingleVNetMethod<EntropyMinHp> {
       aux.dice = tf.keep(dice);
       aux.entropy = tf.keep(ent);
       return tf.add(sup, tf.mul(ent, w)) as tf.Scalar;
-    }, this.net.params);
-    const lr = laLr(this.hp, step.iteration, step.totalIterations);
-    this.opt.step(grads, lr);
-    disposeGrads(grads);
-    return readLosses({ loss: value, ...aux }, { lr, weight: w });
+    }, step);
+    return readLosses({ loss, ...aux }, { lr, consistencyWeight: w });
   }
 }
 
@@ -84,12 +82,11 @@ export const entropyMin: MethodDefinition<EntropyMinHp> = {
     notes: "Entropy over unlabeled voxels only; weight ramp as the LA consistency ramp.",
   },
   defaults: {
-    nFilters: 16,
-    dropout: 0.5,
-    ...LA_SGD,
+    ...VNET_DEFAULTS,
     consistency: 0.1,
     consistencyRampup: 40,
     rampupEpochLength: 150,
   },
+  choices: SGD_CHOICES,
   create: (hp, ctx) => new EntropyMin(hp, ctx),
 };

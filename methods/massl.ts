@@ -1,7 +1,7 @@
 /**
  * MASSL: Multi-task Attention-based Semi-Supervised Learning (Chen, Bortsova, García-Uceda
- * Juárez, van Tulder, de Bruijne, MICCAI 2019, arXiv 1907.12303; spec methods.md §1), and the
- * shared implementation of its ablation MSSL (`methods/mssl.ts`).
+ * Juárez, van Tulder, de Bruijne, MICCAI 2019, arXiv 1907.12303; official code
+ * ShuaiChenBIGR/MASSL-segmentation-framework), and the shared implementation of its ablation MSSL (`methods/mssl.ts`).
  *
  * A shared encoder feeds a segmentation decoder (skips, sigmoid foreground P) and a
  * reconstruction decoder (no skips) ({@link MasslNet}).
@@ -40,33 +40,18 @@
  * @module
  */
 import * as tf from "@tensorflow/tfjs-core";
-import type {
-  BuildContext,
-  Method,
-  MethodDefinition,
-  MethodState,
-  StepInfo,
-  StepLosses,
-  TrainBatch,
-} from "./types.ts";
-import { Rng } from "./nn/rng.ts";
+import type { BuildContext, MethodDefinition, StepInfo, StepLosses, TrainBatch } from "./types.ts";
 import { masslDiceLoss, mse } from "./nn/losses.ts";
-import { Adam, disposeGrads, lossAndGrads } from "./nn/optim.ts";
-import {
-  foregroundTarget,
-  masslAttentionLoss,
-  masslLr,
-  MasslNet,
-  twoClass,
-} from "./nn/massl_net.ts";
-import { optimizerEntries, readLosses, restoreOptimizer } from "./nn/training.ts";
+import { binaryOnly, MasslNetMethod, type OptimizerSlot } from "./nn/method_base.ts";
+import { foregroundTarget, masslAttentionLoss, masslSchedule } from "./nn/massl_net.ts";
+import { readLosses } from "./nn/training.ts";
 
 /** Hyper-parameters of MASSL and MSSL. */
 export type MasslHp = {
   /** `base_n_filter` (16). */
   nFilters: number;
   /** "alternating" (two Adams, the released code) or "joint" (one Adam, alpha-weighted sum). */
-  strategy: string;
+  strategy: "alternating" | "joint";
   /** Joint training: `L = alpha L_seg + (1 - alpha) L_rec` (0.7 or 0.9 in the tables). */
   alpha: number;
   /** Alternating: Adam LR of the labeled (segmentation) step (1e-2). */
@@ -80,12 +65,16 @@ export type MasslHp = {
   /** StepLR factor (0.5). */
   lrGamma: number;
   /** MASSL only: "stop" (detach P) or "encoder" (official code: seg decoder frozen only). */
-  attentionGrad: string;
+  attentionGrad: "stop" | "encoder";
   /** MASSL only: weight the bg/fg terms by the soft mask sizes (`loss_weighted=True`). */
   weighted: boolean;
 };
 
-/** Defaults of MASSL(alter) (spec methods.md §1.4). */
+/**
+ * Defaults of MASSL(alter): the official scripts' two Adams (lr 1e-2 labeled step, 1e-3
+ * unlabeled step) with `StepLR(step_size=500, gamma=0.5)`, `base_n_filter` 16
+ * (`Network_training_SSL_epoch_attention_BraTS18.py`, `network/ssl_3d_attention.py`).
+ */
 export const MASSL_DEFAULTS: MasslHp = {
   nFilters: 16,
   strategy: "alternating",
@@ -99,52 +88,42 @@ export const MASSL_DEFAULTS: MasslHp = {
   weighted: true,
 };
 
+/** Declared choices of {@link MasslHp}. */
+export const MASSL_CHOICES = {
+  strategy: ["alternating", "joint"],
+  attentionGrad: ["stop", "encoder"],
+} as const;
+
 /** Which reconstruction target: the image (MSSL) or the attention split (MASSL). */
 export type RecTarget = "image" | "attention";
 
 /** MASSL / MSSL with both training strategies (see the module doc). */
-export class MasslMethod implements Method {
-  /** The network (exposed for tests). */
-  readonly net: MasslNet;
+export class MasslMethod extends MasslNetMethod<MasslHp> {
   /** Alternating: labeled-step Adam (encoder + seg decoder); joint: the only Adam (all). */
-  readonly optSeg: Adam;
+  readonly optSeg: OptimizerSlot;
   /** Alternating: unlabeled-step Adam (encoder + rec decoder); joint: null. */
-  readonly optRec: Adam | null;
-  readonly #hp: MasslHp;
+  readonly optRec: OptimizerSlot | null;
   readonly #target: RecTarget;
-  readonly #joint: boolean;
 
   constructor(hp: MasslHp, ctx: BuildContext, target: RecTarget) {
-    if (ctx.nClasses !== 2) {
-      throw new Error(`massl: binary segmentation only (nClasses 2), got ${ctx.nClasses}`);
-    }
-    if (hp.strategy !== "alternating" && hp.strategy !== "joint") {
-      throw new Error(`massl: strategy must be 'alternating' or 'joint', got '${hp.strategy}'`);
-    }
-    if (hp.attentionGrad !== "stop" && hp.attentionGrad !== "encoder") {
-      throw new Error(
-        `massl: attentionGrad must be 'stop' or 'encoder', got '${hp.attentionGrad}'`,
-      );
-    }
-    this.#hp = hp;
+    super(hp, ctx, target === "attention" ? 2 * ctx.inChannels : ctx.inChannels);
     this.#target = target;
-    this.#joint = hp.strategy === "joint";
-    this.net = new MasslNet({
-      inChannels: ctx.inChannels,
-      nFilters: hp.nFilters,
-      recChannels: target === "attention" ? 2 * ctx.inChannels : ctx.inChannels,
-    }, new Rng(ctx.initSeed));
-    if (this.#joint) {
-      this.optSeg = new Adam(this.net.params);
+    const lr = (base: number) => masslSchedule(base, hp.lrStep, hp.lrGamma);
+    if (hp.strategy === "joint") {
+      this.optSeg = this.adam("optim_seg", this.net.params, lr(hp.lrJoint));
       this.optRec = null;
     } else {
-      this.optSeg = new Adam(this.net.paramsOf("encoder", "segDecoder"));
-      this.optRec = new Adam(this.net.paramsOf("encoder", "recDecoder"));
+      this.optSeg = this.adam(
+        "optim_seg",
+        this.net.paramsOf("encoder", "segDecoder"),
+        lr(hp.lrSeg),
+      );
+      this.optRec = this.adam(
+        "optim_rec",
+        this.net.paramsOf("encoder", "recDecoder"),
+        lr(hp.lrRec),
+      );
     }
-  }
-
-  #lr(base: number, iteration: number): number {
-    return masslLr(base, iteration, this.#hp.lrStep, this.#hp.lrGamma);
   }
 
   /** Soft Dice of the segmentation path on the labeled images (inside a tape). */
@@ -170,7 +149,7 @@ export class MasslMethod implements Method {
       rec = o.rec!;
       p = o.seg!;
     }
-    const r = masslAttentionLoss(rec, p, u, this.#hp.weighted);
+    const r = masslAttentionLoss(rec, p, u, this.hp.weighted);
     aux.mseBack = tf.keep(r.mseBack);
     aux.mseFore = tf.keep(r.mseFore);
     aux.wFore = tf.keep(r.wFore);
@@ -179,76 +158,39 @@ export class MasslMethod implements Method {
 
   /** Tape-free P of `u` for the "stop" mode (null when not needed). */
   #detachedP(u: tf.Tensor5D): tf.Tensor5D | null {
-    if (this.#target !== "attention" || this.#hp.attentionGrad !== "stop") return null;
+    if (this.#target !== "attention" || this.hp.attentionGrad !== "stop") return null;
     return tf.tidy(() => this.net.forward(u, { rec: false }).seg!);
   }
 
   trainStep(batch: TrainBatch, step: StepInfo): Promise<StepLosses> {
     const u = batch.unlabeledImages ?? batch.labeledImages;
-    const i = step.iteration;
     const aux: Record<string, tf.Tensor> = {};
-    if (this.#joint) {
-      const a = this.#hp.alpha;
+    if (this.optRec === null) {
+      const a = this.hp.alpha;
       const pDet = this.#detachedP(u);
-      const { value, grads } = lossAndGrads(() => {
+      const { loss, lr } = this.minimise(() => {
         const seg = this.#segLoss(batch.labeledImages, batch.labels);
         const rec = this.#recLoss(u, pDet, aux);
         aux.seg = tf.keep(seg);
         aux.rec = tf.keep(rec);
         return tf.add(tf.mul(a, seg), tf.mul(1 - a, rec)) as tf.Scalar;
-      }, this.net.params);
+      }, step);
       pDet?.dispose();
-      const lr = this.#lr(this.#hp.lrJoint, i);
-      this.optSeg.step(grads, lr);
-      disposeGrads(grads);
-      return readLosses({ loss: value, ...aux }, { lr });
+      return readLosses({ loss, ...aux }, { lr });
     }
     // Alternating: labeled step, then unlabeled step (one iteration of the reference loop).
-    const s = lossAndGrads(
+    const s = this.minimise(
       () => this.#segLoss(batch.labeledImages, batch.labels),
-      this.net.paramsOf("encoder", "segDecoder"),
+      step,
+      { optimizers: this.optSeg },
     );
-    const lrSeg = this.#lr(this.#hp.lrSeg, i);
-    this.optSeg.step(s.grads, lrSeg);
-    disposeGrads(s.grads);
     // P of the unlabeled batch from the weights AFTER the labeled update (the reference
     // code's unlabeled phase runs a fresh forward after optimizer[0].step()).
     const pDet = this.#detachedP(u);
-    const r = lossAndGrads(
-      () => this.#recLoss(u, pDet, aux),
-      this.net.paramsOf("encoder", "recDecoder"),
-    );
+    const r = this.minimise(() => this.#recLoss(u, pDet, aux), step, { optimizers: this.optRec });
     pDet?.dispose();
-    const lrRec = this.#lr(this.#hp.lrRec, i);
-    this.optRec!.step(r.grads, lrRec);
-    disposeGrads(r.grads);
-    const loss = tf.add(s.value, r.value);
-    return readLosses({ loss, seg: s.value, rec: r.value, ...aux }, { lrSeg, lrRec });
-  }
-
-  predict(patch: tf.Tensor5D): tf.Tensor5D {
-    return tf.tidy(() => twoClass(this.net.forward(patch, { rec: false }).seg!));
-  }
-
-  state(): MethodState {
-    const s = optimizerEntries("optim_seg", this.optSeg);
-    const r = this.optRec ? optimizerEntries("optim_rec", this.optRec) : { tensors: {}, extra: {} };
-    return {
-      tensors: { ...this.net.state("net."), ...s.tensors, ...r.tensors },
-      extra: { ...s.extra, ...r.extra },
-    };
-  }
-
-  restore(st: MethodState): void {
-    this.net.restore(st.tensors, "net.");
-    restoreOptimizer(st, "optim_seg", this.optSeg);
-    if (this.optRec) restoreOptimizer(st, "optim_rec", this.optRec);
-  }
-
-  dispose(): void {
-    this.net.dispose();
-    this.optSeg.dispose();
-    this.optRec?.dispose();
+    const loss = tf.add(s.loss, r.loss);
+    return readLosses({ loss, seg: s.loss, rec: r.loss, ...aux }, { lrSeg: s.lr, lrRec: r.lr });
   }
 }
 
@@ -275,5 +217,6 @@ export const massl: MethodDefinition<MasslHp> = {
     notes: MASSL_NOTES,
   },
   defaults: MASSL_DEFAULTS,
-  create: (hp, ctx) => new MasslMethod(hp, ctx, "attention"),
+  choices: MASSL_CHOICES,
+  create: (hp, ctx) => new MasslMethod(hp, binaryOnly("massl", ctx), "attention"),
 };

@@ -1,45 +1,29 @@
 /**
- * Mean Teacher baseline (Tarvainen & Valpola 2017) in the UA-MT code base's conventions
- * (spec methods.md §4; UA-MT `train_LA_meanteacher_certainty_unlabel.py` without the
- * uncertainty mask): student on the clean batch (labeled + unlabeled), EMA teacher (decay 0.99,
+ * Mean Teacher baseline (Tarvainen & Valpola, NeurIPS 2017) in the UA-MT code base's conventions
+ * (yulequan/UA-MT `code/train_LA_meanteacher_certainty_unlabel.py` without the uncertainty mask;
+ * the MT row of UA-MT's ablation): student on the clean batch (labeled + unlabeled), EMA teacher (decay 0.99,
  * warm-up `min(1 - 1/(t+1), 0.99)`) on unlabeled + `clamp(N(0, 0.1), -0.2, 0.2)` in TRAIN mode
  * (dropout on, BN batch statistics), `L = 0.5 (CE + Dice) + w(t) mean((softmax(s_u) - softmax(t_u))^2)`,
  * `w(t) = 0.1 sigmoid_rampup(iter // 150, 40)`.
  * @module
  */
 import * as tf from "@tensorflow/tfjs-core";
-import type {
-  BuildContext,
-  Method,
-  MethodDefinition,
-  MethodState,
-  StepInfo,
-  StepLosses,
-  TrainBatch,
-} from "./types.ts";
-import { Rng } from "./nn/rng.ts";
-import { segHeads, VNet } from "./nn/vnet.ts";
+import type { BuildContext, MethodDefinition, StepInfo, StepLosses, TrainBatch } from "./types.ts";
 import { ceDiceLoss, softmaxMse } from "./nn/losses.ts";
-import { disposeGrads, lossAndGrads, type Sgd } from "./nn/optim.ts";
-import { emaUpdate } from "./nn/ema.ts";
+import { VNetMethod } from "./nn/method_base.ts";
 import { consistencyWeight } from "./nn/ramps.ts";
 import { clampedNoise } from "./nn/uncertainty.ts";
 import {
   fullBatch,
-  LA_SGD,
-  laLr,
-  laSgd,
   readLosses,
-  restoreSnapshot,
   rows,
-  type SgdHp,
-  snapshot,
+  SGD_CHOICES,
+  VNET_DEFAULTS,
+  type VNetHp,
 } from "./nn/training.ts";
 
 /** Hyper-parameters of {@link meanTeacher}. */
-export type MeanTeacherHp = SgdHp & {
-  nFilters: number;
-  dropout: number;
+export type MeanTeacherHp = VNetHp & {
   /** Consistency weight C (0.1). */
   consistency: number;
   /** Ramp-up length L in "epochs" (40). */
@@ -63,9 +47,7 @@ export function mtConsistency(studentLogits: tf.Tensor, teacherLogits: tf.Tensor
 
 /** Defaults shared by the mean-teacher family (UA-MT LA protocol). */
 export const MT_DEFAULTS: MeanTeacherHp = {
-  nFilters: 16,
-  dropout: 0.5,
-  ...LA_SGD,
+  ...VNET_DEFAULTS,
   consistency: 0.1,
   consistencyRampup: 40,
   rampupEpochLength: 150,
@@ -75,31 +57,13 @@ export const MT_DEFAULTS: MeanTeacherHp = {
 };
 
 /**
- * Student + EMA teacher with the mean-teacher step; `consistencyTerm` computes the
- * consistency scalar from the student's unlabeled logits and the teacher's (no-grad) logits.
- * Exported for UA-MT, which only changes that term.
+ * Student + EMA teacher with the mean-teacher step ({@link VNetMethod} with a teacher);
+ * `consistencyTerm` computes the consistency scalar from the student's unlabeled logits and the
+ * teacher's (no-grad) targets. Exported for UA-MT, which only changes the targets and that term.
  */
-export class MeanTeacherBase<H extends MeanTeacherHp> implements Method {
-  protected readonly student: VNet;
-  protected readonly teacher: VNet;
-  protected readonly opt: Sgd;
-  protected readonly hp: H;
-  protected readonly nClasses: number;
-
+export class MeanTeacherBase<H extends MeanTeacherHp> extends VNetMethod<H> {
   constructor(hp: H, ctx: BuildContext) {
-    this.hp = hp;
-    this.nClasses = ctx.nClasses;
-    const rng = new Rng(ctx.initSeed);
-    const opts = {
-      inChannels: ctx.inChannels,
-      nFilters: hp.nFilters,
-      heads: segHeads(ctx.nClasses),
-      dropoutP: hp.dropout,
-    };
-    // As the reference: create_model() then create_model(ema=True), drawn in sequence.
-    this.student = new VNet(opts, rng);
-    this.teacher = new VNet(opts, rng);
-    this.opt = laSgd(this.student, hp);
+    super(hp, ctx, { teacherDecay: hp.emaDecay });
   }
 
   /** Teacher-side tensors for the step (kept; disposed by the caller). */
@@ -135,8 +99,8 @@ export class MeanTeacherBase<H extends MeanTeacherHp> implements Method {
     );
     const x = fullBatch(batch);
     const aux: Record<string, tf.Tensor> = {};
-    const { value, grads } = lossAndGrads(() => {
-      const [logits] = this.student.forward(x, { training: true, dropoutRng: step.random.dropout });
+    const { loss, lr } = this.minimise(() => {
+      const [logits] = this.net.forward(x, { training: true, dropoutRng: step.random.dropout });
       const { loss: sup, ce, dice } = ceDiceLoss(rows(logits!, 0, bl), batch.labels);
       aux.supervised = tf.keep(sup);
       aux.ce = tf.keep(ce);
@@ -145,34 +109,10 @@ export class MeanTeacherBase<H extends MeanTeacherHp> implements Method {
       const cons = this.consistencyTerm(rows(logits!, bl, logits!.shape[0]), targets, step);
       aux.consistency = tf.keep(cons);
       return tf.add(sup, tf.mul(w, cons)) as tf.Scalar;
-    }, this.student.params);
+    }, step);
     x.dispose();
     for (const t of Object.values(targets)) t.dispose();
-    const lr = laLr(this.hp, step.iteration, step.totalIterations);
-    this.opt.step(grads, lr);
-    disposeGrads(grads);
-    emaUpdate(this.teacher.params, this.student.params, step.iteration, this.hp.emaDecay);
-    return readLosses({ loss: value, ...aux }, { lr, consistencyWeight: w });
-  }
-
-  predict(patch: tf.Tensor5D): tf.Tensor5D {
-    return tf.tidy(() =>
-      tf.softmax(this.student.forward(patch, { training: false })[0]!, -1) as tf.Tensor5D
-    );
-  }
-
-  state(): MethodState {
-    return snapshot(this.student, this.opt, this.teacher);
-  }
-
-  restore(s: MethodState): void {
-    restoreSnapshot(s, this.student, this.opt, this.teacher);
-  }
-
-  dispose(): void {
-    this.student.dispose();
-    this.teacher.dispose();
-    this.opt.dispose();
+    return readLosses({ loss, ...aux }, { lr, consistencyWeight: w });
   }
 }
 
@@ -191,5 +131,6 @@ export const meanTeacher: MethodDefinition<MeanTeacherHp> = {
       "predictions from the student.",
   },
   defaults: MT_DEFAULTS,
+  choices: SGD_CHOICES,
   create: (hp, ctx) => new MeanTeacherBase(hp, ctx),
 };

@@ -7,7 +7,8 @@
  * @module
  */
 import type { MethodDefinition } from "./types.ts";
-import { MASSL_DEFAULTS, MASSL_NOTES, type MasslHp, MasslMethod } from "./massl.ts";
+import { binaryOnly } from "./nn/method_base.ts";
+import { MASSL_CHOICES, MASSL_DEFAULTS, MASSL_NOTES, type MasslHp, MasslMethod } from "./massl.ts";
 
 /** Registry entry: MSSL (alternating by default; `strategy: "joint"` + `alpha` for MSSL(α)). */
 export const mssl: MethodDefinition<MasslHp> = {
@@ -24,5 +25,6 @@ export const mssl: MethodDefinition<MasslHp> = {
     notes: MASSL_NOTES,
   },
   defaults: MASSL_DEFAULTS,
-  create: (hp, ctx) => new MasslMethod(hp, ctx, "image"),
+  choices: MASSL_CHOICES,
+  create: (hp, ctx) => new MasslMethod(hp, binaryOnly("mssl", ctx), "image"),
 };

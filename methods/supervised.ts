@@ -1,22 +1,22 @@
 /**
- * Supervised V-Net baseline (UA-MT `code/train_LA.py`, spec methods.md §3): the V-Net of
- * §3.1 trained with `0.5 * (CE + Dice(softmax[..., 1], y == 1))` on the labeled images only;
- * unlabeled images are ignored. SGD 0.01 / momentum 0.9 / wd 1e-4, LR x0.1 every 2500 iterations.
+ * Supervised V-Net baseline (UA-MT `code/train_LA.py`, `code/networks/vnet.py`): the UA-MT V-Net
+ * trained with `0.5 * (CE + Dice(softmax[..., 1], y == 1))` on the labeled images only; unlabeled
+ * images are ignored. SGD 0.01 / momentum 0.9 / wd 1e-4, LR x0.1 every 2500 iterations.
  * @module
  */
 import * as tf from "@tensorflow/tfjs-core";
 import type { MethodDefinition, StepInfo, StepLosses, TrainBatch } from "./types.ts";
 import { ceDiceLoss } from "./nn/losses.ts";
-import { disposeGrads, lossAndGrads } from "./nn/optim.ts";
-import { LA_SGD, laLr, readLosses, type SingleVNetHp, SingleVNetMethod } from "./nn/training.ts";
+import { VNetMethod } from "./nn/method_base.ts";
+import { readLosses, SGD_CHOICES, VNET_DEFAULTS, type VNetHp } from "./nn/training.ts";
 
-/** Hyper-parameters of {@link supervised}: V-Net width, dropout and the LA SGD set-up. */
-export type SupervisedHp = SingleVNetHp;
+/** Hyper-parameters of {@link supervised}: V-Net width, dropout and the SGD set-up. */
+export type SupervisedHp = VNetHp;
 
-class Supervised extends SingleVNetMethod<SupervisedHp> {
+class Supervised extends VNetMethod<SupervisedHp> {
   trainStep(batch: TrainBatch, step: StepInfo): Promise<StepLosses> {
     const aux: Record<string, tf.Tensor> = {};
-    const { value, grads } = lossAndGrads(() => {
+    const { loss, lr } = this.minimise(() => {
       const [logits] = this.net.forward(batch.labeledImages, {
         training: true,
         dropoutRng: step.random.dropout,
@@ -25,11 +25,8 @@ class Supervised extends SingleVNetMethod<SupervisedHp> {
       aux.ce = tf.keep(ce);
       aux.dice = tf.keep(dice);
       return loss;
-    }, this.net.params);
-    const lr = laLr(this.hp, step.iteration, step.totalIterations);
-    this.opt.step(grads, lr);
-    disposeGrads(grads);
-    return readLosses({ loss: value, ...aux }, { lr });
+    }, step);
+    return readLosses({ loss, ...aux }, { lr });
   }
 }
 
@@ -46,6 +43,7 @@ export const supervised: MethodDefinition<SupervisedHp> = {
     notes: "Trains on the labeled part of each batch only (the reference script uses batch 4 all " +
       "labeled; the harness decides the batch).",
   },
-  defaults: { nFilters: 16, dropout: 0.5, ...LA_SGD },
+  defaults: { ...VNET_DEFAULTS },
+  choices: SGD_CHOICES,
   create: (hp, ctx) => new Supervised(hp, ctx),
 };

@@ -9,6 +9,7 @@
  */
 import type * as tf from "@tensorflow/tfjs-core";
 import type { Rng, RngState } from "./nn/rng.ts";
+import type { VNet } from "./nn/vnet.ts";
 
 /** Hyper-parameter values: plain JSON scalars, so run specs hash canonically. */
 export type HyperValue = number | string | boolean;
@@ -114,6 +115,11 @@ export interface Method {
    */
   predict(patch: tf.Tensor5D): tf.Tensor5D;
   /**
+   * Optional: the V-Net whose eval-mode head-0 softmax `predict` returns (null when `predict`
+   * is anything else), so the evaluator may run its fused native forward instead.
+   */
+  inferenceNetwork?(): VNet | null;
+  /**
    * Snapshot of everything needed to resume. On a backend without synchronous readback
    * (webgpu under Deno) take it through `captureState` (`nn/readback.ts`), as the harness does.
    */
@@ -134,11 +140,24 @@ export interface MethodDefinition<H extends HyperParams = HyperParams> {
   meta: MethodMeta;
   /** Default hyper-parameters (the reference protocol). */
   defaults: H;
+  /**
+   * Allowed values of the choice hyper-parameters (e.g. `lrPolicy: ["step", "poly"]`), checked
+   * by {@link resolveHyperParams} for defaults and overrides alike.
+   */
+  choices?: { readonly [K in keyof H]?: readonly H[K][] };
+  /**
+   * Constraints across hyper-parameters that a choice list cannot say (e.g. "mcPasses is a
+   * multiple of mcRepeats"): throws one line. Run by {@link resolveHyperParams}.
+   */
+  validate?(hp: H): void;
   /** Build an instance. `hp` is `defaults` merged with overrides. */
   create(hp: H, ctx: BuildContext): Method;
 }
 
-/** Merge overrides into defaults, rejecting unknown names and type changes with one line. */
+/**
+ * Merge overrides into defaults, rejecting unknown names, type changes, values outside a declared
+ * choice list and violated constraints ({@link MethodDefinition.validate}) with one line.
+ */
 export function resolveHyperParams<H extends HyperParams>(
   def: MethodDefinition<H>,
   overrides: Partial<Record<string, HyperValue>> = {},
@@ -162,5 +181,15 @@ export function resolveHyperParams<H extends HyperParams>(
     }
     out[k] = v;
   }
+  for (const [k, allowed] of Object.entries(def.choices ?? {}) as [string, HyperValue[]][]) {
+    if (!allowed.includes(out[k]!)) {
+      throw new Error(
+        `method ${def.id}: ${k} must be one of ${allowed.map((a) => JSON.stringify(a)).join(", ")}, got ${
+          JSON.stringify(out[k])
+        }`,
+      );
+    }
+  }
+  def.validate?.(out as H);
   return out as H;
 }

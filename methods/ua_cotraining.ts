@@ -1,12 +1,13 @@
 /**
  * Uncertainty-Aware Deep Co-training (Zheng, Fu, Xie, Chen, Wang, Sham; arXiv 2111.11629),
- * RECONSTRUCTED from the abstract alone (spec methods.md §10; no text beyond the abstract, no
- * code, no result tables). What the abstract fixes: a Monte-Carlo uncertainty map weights the
- * supervised loss and the unsupervised loss in opposite directions, and the supervised and
- * unsupervised losses of the co-trained models are summed into ONE backward pass. The rest is
- * the spec's §10.2 reconstruction, configurable:
+ * RECONSTRUCTED from the arXiv abstract alone: no full text, no code (the HiLab-git/SSL4MIS
+ * README paper list gives its code as "None"), no result tables. What the abstract fixes: a
+ * Monte-Carlo uncertainty map weights the supervised loss and the unsupervised loss in opposite
+ * directions, and the supervised and unsupervised losses of the co-trained models are summed
+ * into ONE backward pass. The rest is our reconstruction [I] (deep co-training / cross pseudo
+ * supervision style, on the UA-MT recipe), configurable:
  *
- * - Two V-Nets (§3.1, dropout on) with different initialisations: net 1 from
+ * - Two UA-MT V-Nets (`code/networks/vnet.py`, dropout on) with different initialisations: net 1 from
  *   `BuildContext.initSeed`, net 2 from `deriveSeed(initSeed, "net2")`.
  * - Per network k and image: T MC-dropout passes with input noise `clamp(N(0, 0.1), -0.2, 0.2)`
  *   (UA-MT recipe, T/2 forwards over the batch repeated twice), predictive entropy of the mean
@@ -17,36 +18,28 @@
  *   through them): `sum(w_ps(U^j) CE(p^k, argmax p^j)) / sum(w_ps(U^j))` with
  *   `w_ps = 1 - U` ("linear") or `exp(-U)` ("exp") (suppress unreliable voxels).
  * - `L = sum_k [L_sup^k + lambda(t) L_ps^k]`, `lambda(t) = 0.1 sigmoid_rampup(iter // 150, 40)`;
- *   one gradient of L over both networks' parameters and one SGD (LA protocol §2.2).
+ *   one gradient of L over both networks' parameters and one SGD (the LA scripts' SGD set-up).
  * - Prediction: mean of the two softmaxes (or net 1 only).
  * @module
  */
 import * as tf from "@tensorflow/tfjs-core";
-import type {
-  BuildContext,
-  Method,
-  MethodDefinition,
-  MethodState,
-  StepInfo,
-  StepLosses,
-  TrainBatch,
-} from "./types.ts";
+import type { BuildContext, MethodDefinition, StepInfo, StepLosses, TrainBatch } from "./types.ts";
 import { deriveSeed, Rng } from "./nn/rng.ts";
 import { segHeads, VNet } from "./nn/vnet.ts";
 import { diceLoss } from "./nn/losses.ts";
-import { disposeGrads, lossAndGrads, Sgd } from "./nn/optim.ts";
+import { MethodBase } from "./nn/method_base.ts";
 import { consistencyWeight } from "./nn/ramps.ts";
 import { mcEntropy } from "./nn/uncertainty.ts";
 import {
   channel,
   fullBatch,
-  LA_SGD,
-  laLr,
-  prefixed,
   readLosses,
   rows,
-  type SgdHp,
-  unprefixed,
+  SGD_CHOICES,
+  sgdOptimizer,
+  sgdSchedule,
+  VNET_DEFAULTS,
+  type VNetHp,
 } from "./nn/training.ts";
 
 /** How the supervised voxel weight grows with the network's own normalised uncertainty U. */
@@ -55,11 +48,7 @@ export type SupWeighting = "linear" | "none";
 export type PseudoWeighting = "linear" | "exp" | "none";
 
 /** Hyper-parameters of {@link uaCotraining}. */
-export type UaCotrainingHp = SgdHp & {
-  /** V-Net base width (`n_filters`). */
-  nFilters: number;
-  /** Dropout3d probability on x5 and x9 (0.5; what makes the MC passes differ). */
-  dropout: number;
+export type UaCotrainingHp = VNetHp & {
   /** Weight C of the cross pseudo-label term (0.1). */
   consistency: number;
   /** Ramp-up length L in "epochs" (40). */
@@ -74,18 +63,16 @@ export type UaCotrainingHp = SgdHp & {
   noiseStd: number;
   noiseClip: number;
   /** Supervised voxel weight: "linear" = `1 + U`, "none" = 1. */
-  supWeighting: string;
+  supWeighting: SupWeighting;
   /** Pseudo-label voxel weight: "linear" = `1 - U`, "exp" = `exp(-U)`, "none" = 1. */
-  pseudoWeighting: string;
+  pseudoWeighting: PseudoWeighting;
   /** "mean" = average of both networks' softmax; "net1" = network 1 only. */
-  prediction: string;
+  prediction: "mean" | "net1";
 };
 
-/** Defaults: spec §10.2 on the LA protocol (§2.2). */
+/** Defaults: the reconstruction above on the LA scripts' SGD set-up. */
 export const UA_COTRAINING_DEFAULTS: UaCotrainingHp = {
-  nFilters: 16,
-  dropout: 0.5,
-  ...LA_SGD,
+  ...VNET_DEFAULTS,
   consistency: 0.1,
   consistencyRampup: 40,
   rampupEpochLength: 150,
@@ -97,14 +84,6 @@ export const UA_COTRAINING_DEFAULTS: UaCotrainingHp = {
   pseudoWeighting: "linear",
   prediction: "mean",
 };
-
-function checkChoice(name: string, v: string, allowed: readonly string[]): void {
-  if (!allowed.includes(v)) {
-    throw new Error(
-      `method ua-cotraining: ${name} must be one of ${allowed.join(", ")}, got '${v}'`,
-    );
-  }
-}
 
 /** Entropy `H` (nats) -> normalised uncertainty `clip(H / ln C, 0, 1)`. */
 export function normalisedUncertainty(entropy: tf.Tensor, nClasses: number): tf.Tensor {
@@ -240,24 +219,12 @@ export function coTrainingLoss(inp: CoTrainingInputs): CoTrainingTerms {
   });
 }
 
-class UaCotraining implements Method {
+/** Two V-Nets (`net1.`, `net2.`) and one SGD over both (`optim`, keys `net1.*`, `net2.*`). */
+class UaCotraining extends MethodBase<UaCotrainingHp> {
   readonly #nets: [VNet, VNet];
-  readonly #params = new Map<string, tf.Variable>();
-  readonly #opt: Sgd;
-  readonly #hp: UaCotrainingHp;
-  readonly #nClasses: number;
 
   constructor(hp: UaCotrainingHp, ctx: BuildContext) {
-    checkChoice("supWeighting", hp.supWeighting, ["linear", "none"]);
-    checkChoice("pseudoWeighting", hp.pseudoWeighting, ["linear", "exp", "none"]);
-    checkChoice("prediction", hp.prediction, ["mean", "net1"]);
-    if (hp.mcPasses < 1 || hp.mcPasses % hp.mcRepeats !== 0) {
-      throw new Error(
-        `method ua-cotraining: mcPasses ${hp.mcPasses} must be a positive multiple of mcRepeats ${hp.mcRepeats}`,
-      );
-    }
-    this.#hp = hp;
-    this.#nClasses = ctx.nClasses;
+    super(hp, ctx);
     const opts = {
       inChannels: ctx.inChannels,
       nFilters: hp.nFilters,
@@ -265,23 +232,19 @@ class UaCotraining implements Method {
       dropoutP: hp.dropout,
     };
     this.#nets = [
-      new VNet(opts, new Rng(ctx.initSeed)),
-      new VNet(opts, new Rng(deriveSeed(ctx.initSeed, "net2"))),
+      this.network("net1.", new VNet(opts, new Rng(ctx.initSeed))),
+      this.network("net2.", new VNet(opts, new Rng(deriveSeed(ctx.initSeed, "net2")))),
     ];
     // One optimizer over both networks: `SGD(list(net1.parameters()) + list(net2.parameters()))`.
+    const params = new Map<string, tf.Variable>();
     this.#nets.forEach((net, i) => {
-      for (const [k, v] of net.params) this.#params.set(`net${i + 1}.${k}`, v);
+      for (const [k, v] of net.params) params.set(`net${i + 1}.${k}`, v);
     });
-    this.#opt = new Sgd(this.#params, { momentum: hp.momentum, weightDecay: hp.weightDecay });
-  }
-
-  /** The two networks (read-only use: tests compare their initialisations). */
-  get networks(): readonly [VNet, VNet] {
-    return this.#nets;
+    this.optimizer("optim", params, sgdOptimizer(params, hp), sgdSchedule(hp));
   }
 
   trainStep(batch: TrainBatch, step: StepInfo): Promise<StepLosses> {
-    const hp = this.#hp;
+    const hp = this.hp;
     const x = fullBatch(batch);
     // MC uncertainty of each network on the whole batch (no gradient; train mode as PyTorch).
     const uncertainty = this.#nets.map((net) =>
@@ -295,7 +258,7 @@ class UaCotraining implements Method {
             noiseStd: hp.noiseStd,
             noiseClip: hp.noiseClip,
           }),
-          this.#nClasses,
+          this.ctx.nClasses,
         )
       )
     ) as [tf.Tensor, tf.Tensor];
@@ -306,7 +269,7 @@ class UaCotraining implements Method {
       hp.rampupEpochLength,
     );
     const aux: Record<string, tf.Tensor> = {};
-    const { value, grads } = lossAndGrads(() => {
+    const { loss, lr } = this.minimise(() => {
       const logits = this.#nets.map((net) =>
         net.forward(x, { training: true, dropoutRng: step.random.dropout })[0]!
       ) as [tf.Tensor5D, tf.Tensor5D];
@@ -315,54 +278,26 @@ class UaCotraining implements Method {
         uncertainty,
         labels: batch.labels,
         lambda,
-        supWeighting: hp.supWeighting as SupWeighting,
-        pseudoWeighting: hp.pseudoWeighting as PseudoWeighting,
+        supWeighting: hp.supWeighting,
+        pseudoWeighting: hp.pseudoWeighting,
       });
       for (const [k, t] of Object.entries(terms)) if (k !== "loss") aux[k] = tf.keep(t!);
       return terms.loss;
-    }, this.#params);
+    }, step);
     x.dispose();
     const meanU = tf.tidy(() => tf.mean(tf.stack(uncertainty)));
     uncertainty.forEach((u) => u.dispose());
-    const lr = laLr(hp, step.iteration, step.totalIterations);
-    this.#opt.step(grads, lr);
-    disposeGrads(grads);
-    return readLosses({ loss: value, ...aux, meanUncertainty: meanU }, { lr, lambda });
+    return readLosses({ loss, ...aux, meanUncertainty: meanU }, { lr, consistencyWeight: lambda });
   }
 
+  /** Mean of the two networks' softmax, or network 1's ("net1"), in eval mode. */
   predict(patch: tf.Tensor5D): tf.Tensor5D {
     return tf.tidy(() => {
       const p1 = tf.softmax(this.#nets[0].forward(patch, { training: false })[0]!, -1);
-      if (this.#hp.prediction === "net1") return p1 as tf.Tensor5D;
+      if (this.hp.prediction === "net1") return p1 as tf.Tensor5D;
       const p2 = tf.softmax(this.#nets[1].forward(patch, { training: false })[0]!, -1);
       return tf.div(tf.add(p1, p2), 2) as tf.Tensor5D;
     });
-  }
-
-  state(): MethodState {
-    const o = this.#opt.state();
-    return {
-      tensors: {
-        ...this.#nets[0].state("net1."),
-        ...this.#nets[1].state("net2."),
-        ...prefixed("optim.", o.tensors),
-      },
-      extra: { optim: o.extra },
-    };
-  }
-
-  restore(s: MethodState): void {
-    this.#nets[0].restore(s.tensors, "net1.");
-    this.#nets[1].restore(s.tensors, "net2.");
-    this.#opt.restore({
-      tensors: unprefixed("optim.", s.tensors),
-      extra: (s.extra.optim ?? {}) as Record<string, number>,
-    });
-  }
-
-  dispose(): void {
-    this.#nets.forEach((n) => n.dispose());
-    this.#opt.dispose();
   }
 }
 
@@ -373,18 +308,32 @@ export const uaCotraining: MethodDefinition<UaCotrainingHp> = {
     title: "UA Deep Co-training",
     paper:
       "Zheng et al., Uncertainty-Aware Deep Co-training for Semi-supervised Medical Image Segmentation, arXiv 2111.11629 (2021)",
-    referenceCode: "none (no public code; reconstructed from the abstract, spec methods.md §10.2)",
+    referenceCode:
+      "none (no public code; reconstructed from the abstract, see methods/ua_cotraining.ts)",
     role: "proposed",
     reconstructed: true,
     notes: "RECONSTRUCTED from the abstract only (no full text, no code, paper numbers n/a). " +
       "Two V-Nets (net 2 init seed = deriveSeed(initSeed, 'net2')); T MC-dropout passes per net " +
       "(UA-MT recipe, input noise, train mode: BN running stats are updated by the MC passes); " +
       "U = entropy / ln C clipped to [0, 1]; supervised 0.5 (mean((1 + U_k) CE) + Dice) " +
-      "(the spec's (1+U) CE + Dice, halved as the LA loss); cross pseudo-labels = the other " +
+      "((1+U) CE + Dice, halved as the LA loss); cross pseudo-labels = the other " +
       "net's argmax of its training forward, weighted 1 - U_j (or exp(-U_j)), normalised by the " +
       "weight sum; lambda = 0.1 sigmoid_rampup(iter // 150, 40); one backward and one SGD over " +
       "both nets; prediction = mean softmax of both nets (option: net1).",
   },
   defaults: UA_COTRAINING_DEFAULTS,
+  choices: {
+    ...SGD_CHOICES,
+    supWeighting: ["linear", "none"],
+    pseudoWeighting: ["linear", "exp", "none"],
+    prediction: ["mean", "net1"],
+  },
+  validate: (hp) => {
+    if (hp.mcPasses < 1 || hp.mcPasses % hp.mcRepeats !== 0) {
+      throw new Error(
+        `method ua-cotraining: mcPasses ${hp.mcPasses} must be a positive multiple of mcRepeats ${hp.mcRepeats}`,
+      );
+    }
+  },
   create: (hp, ctx) => new UaCotraining(hp, ctx),
 };

@@ -1,8 +1,8 @@
 /**
- * UA-MT (Yu et al., MICCAI 2019; yulequan/UA-MT `code/train_LA_meanteacher_certainty_unlabel.py`,
- * spec methods.md §5): mean teacher whose consistency is restricted to voxels the teacher is
- * certain about. T = 8 MC teacher passes (4 forwards over the unlabeled batch repeated twice,
- * fresh input noise each, dropout on); predictive entropy U of the mean softmax; threshold
+ * UA-MT (Yu et al., MICCAI 2019; yulequan/UA-MT `code/train_LA_meanteacher_certainty_unlabel.py`):
+ * mean teacher whose consistency is restricted to voxels the teacher is certain about. T = 8 MC
+ * teacher passes (4 forwards over the unlabeled batch repeated twice, fresh input noise each,
+ * dropout on); predictive entropy U of the mean softmax; threshold
  * `(0.75 + 0.25 sigmoid_rampup(iter, maxIter)) ln 2`; `L_con = sum(M D) / (2 sum(M) + 1e-16)`.
  * @module
  */
@@ -16,6 +16,7 @@ import {
   uncertaintyThreshold,
 } from "./nn/uncertainty.ts";
 import { MeanTeacherBase, type MeanTeacherHp, MT_DEFAULTS } from "./mean_teacher.ts";
+import { SGD_CHOICES } from "./nn/training.ts";
 
 /** Hyper-parameters of {@link uaMt}. */
 export type UaMtHp = MeanTeacherHp & {
@@ -36,7 +37,7 @@ class UaMt extends MeanTeacherBase<UaMtHp> {
       noiseStd: this.hp.noiseStd,
       noiseClip: this.hp.noiseClip,
     });
-    const threshold = uncertaintyThreshold(step.iteration, step.totalIterations, this.nClasses);
+    const threshold = uncertaintyThreshold(step.iteration, step.totalIterations, this.ctx.nClasses);
     const mask = certaintyMask(entropy, threshold);
     entropy.dispose();
     return { ...base, mask };
@@ -64,5 +65,6 @@ export const uaMt: MethodDefinition<UaMtHp> = {
     notes: "Threshold ramps over StepInfo.totalIterations; ln 2 generalised to ln(nClasses).",
   },
   defaults: { ...MT_DEFAULTS, mcPasses: 8, mcRepeats: 2 },
+  choices: SGD_CHOICES,
   create: (hp, ctx) => new UaMt(hp, ctx),
 };

@@ -1,7 +1,7 @@
 /**
  * UG-MCL, uncertainty-guided mutual consistency learning (Zhang et al., Artificial Intelligence
  * in Medicine 2022, arXiv 2112.02508v2; released code YichiZhang98/UG-MCL
- * `code/train_UGMCL_3D.py`, `code/networks/unet_3D.py`; spec methods.md §7).
+ * `code/train_UGMCL_3D.py`, `code/networks/unet_3D.py`).
  *
  * Student + EMA teacher (mean teacher, decay 0.99 with warm-up `min(1 - 1/(t+1), 0.99)`), both
  * dual-task networks with a segmentation output `f_seg` (softmax) and a signed-distance output
@@ -50,20 +50,10 @@
  * @module
  */
 import * as tf from "@tensorflow/tfjs-core";
-import type {
-  BuildContext,
-  Method,
-  MethodDefinition,
-  MethodState,
-  StepInfo,
-  StepLosses,
-  TrainBatch,
-} from "./types.ts";
-import { Rng } from "./nn/rng.ts";
-import { type HeadSpec, segHeads, VNet } from "./nn/vnet.ts";
+import type { BuildContext, MethodDefinition, StepInfo, StepLosses, TrainBatch } from "./types.ts";
+import { type HeadSpec, segHeads } from "./nn/vnet.ts";
 import { ceDiceLoss, diceLoss, mse, softmaxMse } from "./nn/losses.ts";
-import { disposeGrads, lossAndGrads, type Sgd } from "./nn/optim.ts";
-import { emaUpdate } from "./nn/ema.ts";
+import { binaryOnly, VNetMethod } from "./nn/method_base.ts";
 import { consistencyWeight } from "./nn/ramps.ts";
 import { computeSdf } from "./nn/sdf.ts";
 import {
@@ -75,23 +65,17 @@ import {
 } from "./nn/uncertainty.ts";
 import {
   channel,
-  checkLrPolicy,
   fullBatch,
-  LA_SGD,
   labelValues,
-  laLr,
-  laSgd,
   readLosses,
-  restoreSnapshot,
   rows,
-  type SgdHp,
-  snapshot,
+  SGD_CHOICES,
+  VNET_DEFAULTS,
+  type VNetHp,
 } from "./nn/training.ts";
 
 /** Hyper-parameters of {@link ugMcl}. */
-export type UgMclHp = SgdHp & {
-  nFilters: number;
-  dropout: number;
+export type UgMclHp = VNetHp & {
   /** Reproduce the released BraTS code's deviations (see the module doc). */
   referenceCode: boolean;
   /** Eq. 4 balance between the seg (beta) and SDF (1 - beta) intra-task terms (0.75). */
@@ -101,7 +85,7 @@ export type UgMclHp = SgdHp & {
   useLitc: boolean;
   useLctc: boolean;
   /** Rows of L_itc: "all" (labeled + unlabeled, the code) or "unlabeled". */
-  itcScope: string;
+  itcScope: "all" | "unlabeled";
   /** Factor on Eq. 2 in paper mode (1 = Eq. 2 as printed; the code's 0.5 is fixed in referenceCode). */
   supervisedScale: number;
   /** Weight of L_dis inside L_sup (1). */
@@ -238,70 +222,54 @@ export function supervisedLoss(
   });
 }
 
-class UgMcl implements Method {
-  readonly #student: VNet;
-  readonly #teacher: VNet;
-  readonly #opt: Sgd;
-  readonly #hp: UgMclHp;
-  readonly #nClasses: number;
-
+/**
+ * Student + EMA teacher ({@link VNetMethod} with a teacher) with the dual-task outputs of
+ * {@link dualOutputs}; predictions are the softmax of the student's seg logits (eval mode).
+ */
+class UgMcl extends VNetMethod<UgMclHp> {
   constructor(hp: UgMclHp, ctx: BuildContext) {
-    if (ctx.nClasses !== 2) {
-      throw new Error(`ug-mcl: binary segmentation only (nClasses 2, got ${ctx.nClasses})`);
-    }
-    if (hp.itcScope !== "all" && hp.itcScope !== "unlabeled") {
-      throw new Error(`ug-mcl: itcScope must be "all" or "unlabeled", got ${hp.itcScope}`);
-    }
-    if (!(hp.beta >= 0 && hp.beta <= 1)) throw new Error(`ug-mcl: beta ${hp.beta} not in [0, 1]`);
-    checkLrPolicy("ug-mcl", hp.lrPolicy);
-    this.#hp = hp;
-    this.#nClasses = ctx.nClasses;
-    const rng = new Rng(ctx.initSeed);
-    const opts = {
-      inChannels: ctx.inChannels,
-      nFilters: hp.nFilters,
+    const seg = hp.referenceCode ? 0 : 1;
+    super(hp, ctx, {
       heads: hp.referenceCode ? segHeads(ctx.nClasses) : ugMclHeads(ctx.nClasses),
-      dropoutP: hp.dropout,
-    };
-    this.#student = new VNet(opts, rng);
-    this.#teacher = new VNet(opts, rng);
-    this.#opt = laSgd(this.#student, hp);
+      teacherDecay: hp.emaDecay,
+      predict: (o) => tf.softmax(o[seg]!, -1) as tf.Tensor5D,
+    });
   }
 
   /** Teacher outputs on the noisy scope rows and the certainty mask (kept; caller disposes). */
   #teacherTargets(xs: tf.Tensor5D, step: StepInfo): { t: DualOutputs; mask: tf.Tensor } {
-    const ref = this.#hp.referenceCode;
+    const ref = this.hp.referenceCode;
     const t = tf.tidy(() => {
       const noise = clampedNoise(
         xs.shape,
         step.random.noise,
-        this.#hp.noiseStd,
-        this.#hp.noiseClip,
+        this.hp.noiseStd,
+        this.hp.noiseClip,
       );
-      const outs = this.#teacher.forward(tf.add(xs, noise) as tf.Tensor5D, {
+      const outs = this.teacher.forward(tf.add(xs, noise) as tf.Tensor5D, {
         training: true,
         dropoutRng: step.random.dropout,
       });
       const d = dualOutputs(outs, ref);
       return [d.seg, d.sdf];
     });
-    const entropy = mcEntropy(this.#teacher, xs, {
-      passes: this.#hp.mcPasses,
-      repeats: this.#hp.mcRepeats,
+    const entropy = mcEntropy(this.teacher, xs, {
+      passes: this.hp.mcPasses,
+      repeats: this.hp.mcRepeats,
       noiseRng: step.random.noise,
       dropoutRng: step.random.dropout,
-      noiseStd: this.#hp.noiseStd,
-      noiseClip: this.#hp.noiseClip,
+      noiseStd: this.hp.noiseStd,
+      noiseClip: this.hp.noiseClip,
       toProbs: (o) => tf.softmax(dualOutputs(o, ref).seg, -1) as tf.Tensor5D,
     });
-    const th = uncertaintyThreshold(step.iteration, step.totalIterations, this.#nClasses);
+    const th = uncertaintyThreshold(step.iteration, step.totalIterations, this.ctx.nClasses);
     const mask = certaintyMask(entropy, th);
     entropy.dispose();
     return { t: { seg: t[0] as tf.Tensor5D, sdf: t[1] as tf.Tensor5D }, mask };
   }
 
   async trainStep(batch: TrainBatch, step: StepInfo): Promise<StepLosses> {
-    const hp = this.#hp;
+    const hp = this.hp;
     const ref = hp.referenceCode;
     const [bl, d, h, w] = batch.labels.shape;
     // Host labels for compute_sdf, read before any tensor of the step exists.
@@ -332,9 +300,9 @@ class UgMcl implements Method {
       hp.rampupEpochLength,
     );
     const aux: Record<string, tf.Tensor> = {};
-    const { value, grads } = lossAndGrads(() => {
+    const { loss, lr } = this.minimise(() => {
       const out = dualOutputs(
-        this.#student.forward(x, { training: true, dropoutRng: step.random.dropout }),
+        this.net.forward(x, { training: true, dropoutRng: step.random.dropout }),
         ref,
       );
       const lab: DualOutputs = { seg: rows(out.seg, 0, bl), sdf: rows(out.sdf, 0, bl) };
@@ -358,48 +326,17 @@ class UgMcl implements Method {
         total = tf.add(total, tf.mul(cw, ctc));
       }
       return total;
-    }, this.#student.params);
+    }, step);
     x.dispose();
     sdfGt?.dispose();
-    let certain: tf.Tensor | null = null;
+    const extra: Record<string, number | tf.Tensor> = { lr, consistencyWeight: cw };
     if (targets !== null) {
-      certain = tf.mean(targets.mask); // read with the losses
+      extra.certainFraction = tf.mean(targets.mask); // read with the losses
       targets.t.seg.dispose();
       targets.t.sdf.dispose();
       targets.mask.dispose();
     }
-    const lr = laLr(hp, step.iteration, step.totalIterations);
-    this.#opt.step(grads, lr);
-    disposeGrads(grads);
-    emaUpdate(this.#teacher.params, this.#student.params, step.iteration, hp.emaDecay);
-    const extra: Record<string, number | tf.Tensor> = { lr, consistencyWeight: cw };
-    if (certain !== null) extra.certainFraction = certain;
-    return await readLosses({ loss: value, ...aux }, extra);
-  }
-
-  /** Softmax of the student's seg logits (eval mode). */
-  predict(patch: tf.Tensor5D): tf.Tensor5D {
-    return tf.tidy(() => {
-      const out = dualOutputs(
-        this.#student.forward(patch, { training: false }),
-        this.#hp.referenceCode,
-      );
-      return tf.softmax(out.seg, -1) as tf.Tensor5D;
-    });
-  }
-
-  state(): MethodState {
-    return snapshot(this.#student, this.#opt, this.#teacher);
-  }
-
-  restore(s: MethodState): void {
-    restoreSnapshot(s, this.#student, this.#opt, this.#teacher);
-  }
-
-  dispose(): void {
-    this.#student.dispose();
-    this.#teacher.dispose();
-    this.#opt.dispose();
+    return await readLosses({ loss, ...aux }, extra);
   }
 }
 
@@ -425,10 +362,7 @@ export const ugMcl: MethodDefinition<UgMclHp> = {
       "lrStep >= iterations). L_itc over labeled + unlabeled rows as the code (itcScope).",
   },
   defaults: {
-    nFilters: 16,
-    dropout: 0.5,
-    ...LA_SGD,
-    lrPolicy: "step",
+    ...VNET_DEFAULTS,
     referenceCode: false,
     beta: 0.75,
     useLdis: true,
@@ -447,5 +381,9 @@ export const ugMcl: MethodDefinition<UgMclHp> = {
     mcPasses: 8,
     mcRepeats: 2,
   },
-  create: (hp, ctx) => new UgMcl(hp, ctx),
+  choices: { ...SGD_CHOICES, itcScope: ["all", "unlabeled"] },
+  validate: (hp) => {
+    if (!(hp.beta >= 0 && hp.beta <= 1)) throw new Error(`ug-mcl: beta ${hp.beta} not in [0, 1]`);
+  },
+  create: (hp, ctx) => new UgMcl(hp, binaryOnly("ug-mcl", ctx)),
 };

@@ -1,10 +1,19 @@
 /**
- * The add-a-method workflow: scaffolding into a copy of the repository, comparing a method
- * file that lives outside the repository, and one-line errors for bad method files.
+ * The add-a-method workflow: name checks of new-method (every collision refused before
+ * anything is written, in a copy of the repository), comparing a method file that lives
+ * outside the repository, and one-line errors for bad method files. The README's commands
+ * (scaffold, test, run, add to a paper table) are run by tests/readme_test.ts.
  */
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { addRegistryLine, parseMethodName } from "../benchmarks/new_method.ts";
+import {
+  addRegistryLine,
+  importBindings,
+  nameConflict,
+  parseMethodName,
+  registryFacts,
+} from "../benchmarks/new_method.ts";
+import { copyRepo, deno, listFiles } from "./repo_copy.ts";
 
 const REPO = new URL("..", import.meta.url).pathname;
 const MAIN = join(REPO, "benchmarks", "main.ts");
@@ -49,51 +58,112 @@ Deno.test("new-method: names are validated; registry lines are inserted", () => 
     addRegistryLine(reg, "b_c", "bC"),
     'import { a } from "./a.ts";\nimport { bC } from "./b_c.ts";\nexport const METHODS = [\n  a,\n  bC,\n];\n',
   );
+  assert.deepEqual(
+    importBindings(
+      'import * as tf from "x";\nimport { a, type B, c as d } from "y";\nimport e from "z";',
+    ),
+    ["tf", "a", "B", "d", "e"],
+  );
+});
+
+Deno.test("new-method: a name whose id, file or export name exists is refused", async () => {
+  // This checkout's registry, read (and loaded) only.
+  const facts = await registryFacts(REPO);
+  const conflict = (name: string) => nameConflict(parseMethodName(name), facts);
+  const cases: [string, string][] = [
+    // massl-cnn is methods/cnn_massl.ts's id: the file name alone would not catch it.
+    [
+      "massl_cnn",
+      "new-method: method id 'massl-cnn' is already registered (methods/cnn_massl.ts); choose another name",
+    ],
+    [
+      "massl-cnn",
+      "new-method: method id 'massl-cnn' is already registered (methods/cnn_massl.ts); choose another name",
+    ],
+    ["ua_mt", "new-method: methods/ua_mt.ts already exists (choose another name)"],
+    ["supervised", "new-method: methods/supervised.ts already exists (choose another name)"],
+    // Export names that methods/mod.ts binds already, or that the generated code imports.
+    [
+      "get_method",
+      "new-method: the name 'getMethod' (from 'get_method') is already used in methods/mod.ts; choose another name",
+    ],
+    [
+      "external",
+      "new-method: the name 'external' (from 'external') is already used in methods/mod.ts; choose another name",
+    ],
+    [
+      "ce_dice_loss",
+      "new-method: the name 'ceDiceLoss' (from 'ce_dice_loss') is one the generated code already uses; choose another name",
+    ],
+    [
+      "check_method_conformance",
+      "new-method: the name 'checkMethodConformance' (from 'check_method_conformance') is one the generated code already uses; choose another name",
+    ],
+    [
+      "promise",
+      "new-method: the name 'Promise' (from 'promise') is one the generated code already uses; choose another name",
+    ],
+    [
+      "delete",
+      "new-method: 'delete' gives the identifier 'delete', a reserved word in TypeScript (choose another name)",
+    ],
+  ];
+  for (const [name, want] of cases) assert.equal(conflict(name), want, name);
+  assert.equal(conflict("cross_pseudo"), null);
+  assert.equal(conflict("my_method"), null);
+  // An id declared by a method file that the registry does not list is refused too.
+  const declared = { ...facts, idFiles: { ...facts.idFiles, "cross-pseudo": "methods/wip.ts" } };
+  assert.equal(
+    nameConflict(parseMethodName("cross_pseudo"), declared),
+    "new-method: method id 'cross-pseudo' is already declared (methods/wip.ts); choose another name",
+  );
 });
 
 Deno.test({
-  name:
-    "new-method: scaffold in a copy of the repo, its test passes, a 2-iteration benchmark shows its row",
+  name: "new-method: in a copy of the repo, colliding names write nothing and the repo still loads",
   sanitizeResources: false,
   async fn() {
-    const tmp = await Deno.makeTempDir();
-    const files = dec(
-      (await new Deno.Command("git", {
-        args: ["ls-files", "-co", "--exclude-standard"],
-        cwd: REPO,
-        stdout: "piped",
-      }).output()).stdout,
-    )
-      .split("\n").filter(Boolean);
-    for (const f of files) {
-      await Deno.mkdir(join(tmp, f, ".."), { recursive: true });
-      try {
-        await Deno.copyFile(join(REPO, f), join(tmp, f));
-      } catch (e) {
-        if (!(e instanceof Deno.errors.NotFound)) throw e; // deleted but still listed
-      }
+    const tmp = await copyRepo();
+    if (tmp === null) {
+      // deno-lint-ignore no-console
+      console.log("SKIP new-method copy test: git cannot list the checkout's files");
+      return;
     }
-    await Deno.symlink(join(REPO, "node_modules"), join(tmp, "node_modules"));
-    const made = await run(["run", "-A", "benchmarks/new_method.ts", "my_pseudo"], tmp);
-    assert.equal(made.code, 0, made.err);
-    const again = await run(["run", "-A", "benchmarks/new_method.ts", "my_pseudo"], tmp);
-    assert.equal(again.code, 2);
-    assert.match(again.err, /^new-method: .*my_pseudo\.ts already exists/);
-    const t = await run(["test", "-A", "tests/my_pseudo_test.ts"], tmp);
-    assert.equal(t.code, 0, t.out + t.err);
-    const b = await run([
-      "run",
-      "-A",
-      "benchmarks/main.ts",
-      ...SMALL,
-      "--methods",
-      "supervised,my-pseudo",
-      "--out",
-      join(tmp, "results"),
-    ], tmp);
-    assert.equal(b.code, 0, b.err);
-    assert.match(b.out, /\| my-pseudo(?: \(n=1\))? \| 2 \| 14 \| \d+\.\d\d ± 0\.00/);
-    await Deno.remove(tmp, { recursive: true });
+    try {
+      const before = listFiles(tmp).filter((f) => !f.startsWith("node_modules"));
+      const registry = await Deno.readTextFile(join(tmp, "methods", "mod.ts"));
+      for (
+        const [name, want] of [
+          [
+            "massl_cnn",
+            /^new-method: method id 'massl-cnn' is already registered \(methods\/cnn_massl\.ts\)/,
+          ],
+          ["ua_mt", /^new-method: methods\/ua_mt\.ts already exists/],
+          ["get_method", /^new-method: the name 'getMethod'/],
+        ] as const
+      ) {
+        const r = await deno(["run", "-A", "benchmarks/new_method.ts", name], tmp);
+        assert.equal(r.code, 2, name);
+        assert.equal(r.out, "", name);
+        assert.equal(r.err.trimEnd().split("\n").length, 1, r.err);
+        assert.match(r.err, want, name);
+      }
+      assert.deepEqual(listFiles(tmp).filter((f) => !f.startsWith("node_modules")), before);
+      assert.equal(await Deno.readTextFile(join(tmp, "methods", "mod.ts")), registry);
+      // A new name is written, the registry loads with it; the same name again is refused.
+      const made = await deno(["run", "-A", "benchmarks/new_method.ts", "my_pseudo"], tmp);
+      assert.equal(made.code, 0, made.err);
+      assert.match(made.out, /^method id: my-pseudo /m);
+      const again = await deno(["run", "-A", "benchmarks/new_method.ts", "my-pseudo"], tmp);
+      assert.equal(again.code, 2);
+      assert.match(again.err, /^new-method: methods\/my_pseudo\.ts already exists/);
+      const list = await deno(["run", "-A", "benchmarks/main.ts", "--list"], tmp);
+      assert.equal(list.code, 0, list.err);
+      assert.match(list.out, /^ {2}my-pseudo +my-pseudo \(TODO/m);
+      assert.equal(list.out.match(/^ {2}massl-cnn /gm)?.length, 1);
+    } finally {
+      await Deno.remove(tmp, { recursive: true });
+    }
   },
 });
 
@@ -154,6 +224,17 @@ Deno.test({
         /needs a create\(hp, ctx\) function/,
       ],
       ["types.ts", "const x: number = 'a';\nexport default x;\n", /type check failed: .*TS2322/],
+      [
+        "taken.ts",
+        sup + 'export default { ...supervised, id: "ua-mt" };\n',
+        /method id 'ua-mt' is already registered in methods\/mod\.ts by another definition; give this file's method its own id/,
+      ],
+      [
+        "two.ts",
+        sup +
+        'export const a = { ...supervised, id: "a1" };\nexport const b = { ...supervised, id: "b1" };\n',
+        /has no default export and 2 method definitions \(a, b\): export default the one to run/,
+      ],
       [
         "throws.ts",
         sup +

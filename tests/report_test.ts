@@ -192,6 +192,46 @@ Deno.test("report: no runs gives a page with the paper numbers and no charts", a
   assert.ok(html.includes("80.50"));
 });
 
+Deno.test("report: a short schedule is stated in the header and marked in table and plots", async () => {
+  // UG-MCL at 2 iterations for seed 1 only, beside full 40-iteration runs of the other rows.
+  const runs = SPEC.methods.flatMap((m) =>
+    SPEC.labeled.flatMap((labeled) => {
+      const key = m.key ?? m.method;
+      if (key !== "ours") return SPEC.seeds.map((seed) => fakeRun(key, m.method, labeled, seed));
+      const r = fakeRun(key, m.method, labeled, 1);
+      return [{
+        ...r,
+        runId: `short-${labeled}`.padEnd(16, "0"),
+        spec: { ...r.spec, iterations: 2 },
+      }];
+    })
+  );
+  const { html, svgs } = await buildReport(SPEC, runs);
+  assert.ok(
+    html.includes(
+      "10 finished runs, 3 methods with runs, labeled settings 2, 4, seeds 1, 2, 2, 40 iterations (the paper: 40)",
+    ),
+    html.slice(0, 2000),
+  );
+  assert.ok(html.includes(">UG-MCL &amp; co †</th>"), "the table row is marked");
+  assert.ok(html.includes("<li>† Trained 2 iterations, fewer than the paper's 40: not comparable"));
+  // The metric plot: another marker with a legend entry that warns, and the caption says so.
+  const dice = svgs["metric-dice"]!;
+  assert.ok(dice.includes(">† 2 of 40 it: not comparable</text>"), "legend warns");
+  assert.ok(dice.includes(">the paper's 40 it</text>"), "legend names the full schedule");
+  assert.ok(/shorter schedule than the paper/.test(dice), "title warns");
+  assert.ok(
+    html.includes(
+      "the paper's numbers; ▲ † 2 training iterations (UG-MCL &amp; co † (proposed)), fewer than the paper's 40: not comparable to the paper's numbers (<code>plots/metric-dice.svg</code>)</figcaption>",
+    ),
+  );
+  assert.ok(!html.includes("Chart warnings"), "no Vega warnings");
+  // Full-schedule runs only: no marker, no warning.
+  const full = await buildReport(SPEC, runs.filter((r) => r.spec["iterations"] === 40));
+  assert.ok(!full.html.includes("†") && !full.svgs["metric-dice"]!.includes("not comparable"));
+  assert.ok(full.html.includes("labeled settings 2, 4, seeds 1, 2, 40 iterations."));
+});
+
 Deno.test("report cli: flags", () => {
   assert.deepEqual(parseReportArgs([]), { benchmark: "synthetic", out: "results", help: false });
   assert.deepEqual(parseReportArgs(["--benchmark", "la-baselines", "--out", "x"]), {

@@ -47,7 +47,7 @@ Deno.test("new-method: prints the id to use; flags and names are refused in one 
   assert.deepEqual(scaffoldSummary("my_method", ["methods/my_method.ts"]), [
     "wrote methods/my_method.ts",
     "method id: my-method (deno task bench --methods my-method; --methods my_method is accepted too)",
-    "next: write the loss in methods/my_method.ts, then deno task test tests/my_method_test.ts",
+    "next: write the loss in methods/my_method.ts, then deno test -A tests/my_method_test.ts",
   ]);
   assert.equal(
     scaffoldSummary("plain", [])[1],

@@ -15,7 +15,7 @@
  *   {@link SLOW_STEP_S} s is used as the measurement itself), then timed on a batch of
  *   evaluation windows the same way.
  * A run costs `iterations x step + windows x window` (+ the best-val validation passes); the
- * wall time with `--jobs N` is the largest of the N shards' sums.
+ * wall time with `--jobs N` is that of N workers claiming the runs longest first (parallel.ts).
  * @module
  */
 import * as tf from "@tensorflow/tfjs-core";
@@ -27,9 +27,18 @@ import { hashOf } from "../../methods/nn/canonical.ts";
 import { Rng } from "../../methods/nn/rng.ts";
 import { caseWindows, EVAL_BATCH, windowPredictor } from "./evaluate.ts";
 import { cpuModel } from "./machine.ts";
-import { type PlannedRun, shardRuns } from "./plan.ts";
+import type { PlannedRun } from "./plan.ts";
+import { claimedWallSeconds } from "./parallel.ts";
 import type { BenchmarkSpec } from "./spec.ts";
 import { writeAtomic } from "./store.ts";
+import {
+  gcLimitBytes,
+  memoryGuard,
+  peakRssBytes,
+  resetPeakRss,
+  WORKER_BASE_BYTES,
+  workerPeakBytes,
+} from "./memory.ts";
 
 /** Timed probe steps after the warm-up, at most. */
 export const PROBE_STEPS = 3;
@@ -48,9 +57,23 @@ export interface Rate {
   at: string;
 }
 
+/** Measured memory: a step configuration's working set, or a dataset split's cases. */
+export interface MemoryRate {
+  bytes: number;
+  source: string;
+  at: string;
+}
+
+interface MachineRates {
+  train: Record<string, Rate>;
+  forward: Record<string, Rate>;
+  /** By {@link memoryKey} (steps) or {@link casesKey} (cases held by a worker). */
+  memory?: Record<string, MemoryRate>;
+}
+
 interface RatesFile {
   version: 1;
-  machines: Record<string, { train: Record<string, Rate>; forward: Record<string, Rate> }>;
+  machines: Record<string, MachineRates>;
 }
 
 /** Where the stored rates live. */
@@ -96,6 +119,19 @@ export function trainKey(spec: BenchmarkSpec, run: PlannedRun, facts: DataFacts)
   return `${run.method} hp=${hashOf(run.hyperParams).slice(0, 12)} patch=${
     run.patch.join("x")
   } batch=${b.labeled}+${b.unlabeled} in=${facts.channels} k=${facts.nClasses}`;
+}
+
+/** Key of a run's step memory: as {@link trainKey} without the dataset facts. */
+export function memoryKey(spec: BenchmarkSpec, run: PlannedRun): string {
+  const b = runBatch(spec, run);
+  return `${run.method} hp=${hashOf(run.hyperParams).slice(0, 12)} patch=${
+    run.patch.join("x")
+  } batch=${b.labeled}+${b.unlabeled}`;
+}
+
+/** Key of the cases a worker of `spec` loads (its dataset, options and split names). */
+export function casesKey(spec: BenchmarkSpec): string {
+  return `cases ${spec.dataset.id} ${hashOf(spec.dataset).slice(0, 12)}`;
 }
 
 /** Key of a run's evaluation forward configuration. */
@@ -170,6 +206,8 @@ export interface EstimateInput {
   windows: (run: PlannedRun) => RunWindows | null;
   /** Where the window counts come from, for the summary line. */
   windowsSource: string;
+  /** Bytes of the cases one worker loads and keeps (the split's, on disk), null if unknown. */
+  caseBytes?: number | null;
   print: (line: string) => void;
 }
 
@@ -225,12 +263,17 @@ export async function storeRates(
   machine: string,
   train: Record<string, Rate>,
   forward: Record<string, Rate>,
+  memory?: Record<string, MemoryRate>,
 ): Promise<void> {
-  if (Object.keys(train).length === 0 && Object.keys(forward).length === 0) return;
+  if (
+    Object.keys(train).length === 0 && Object.keys(forward).length === 0 &&
+    Object.keys(memory ?? {}).length === 0
+  ) return;
   const file = await readRates(outRoot);
   const m = file.machines[machine] ??= { train: {}, forward: {} };
   Object.assign(m.train, train);
   Object.assign(m.forward, forward);
+  if (memory && Object.keys(memory).length > 0) Object.assign(m.memory ??= {}, memory);
   await writeAtomic(ratesPath(outRoot), new TextEncoder().encode(JSON.stringify(file, null, 1)));
 }
 
@@ -296,7 +339,7 @@ async function probe(
   run: PlannedRun,
   facts: DataFacts,
   needForward: boolean,
-): Promise<{ step: Rate; forward: Rate | null }> {
+): Promise<{ step: Rate; forward: Rate | null; memory: MemoryRate | null }> {
   const at = new Date().toISOString();
   const def = getMethod(run.method);
   const rng = new Rng(12345);
@@ -313,10 +356,17 @@ async function probe(
     const iterations = run.spec["iterations"] as number;
     let it = Math.floor(iterations / 2);
     const random = { noise: new Rng(2), dropout: new Rng(3) };
+    // The step's working set: the peak resident size over the probe steps above what was
+    // resident after a collection (the runtime, the method, the batch, loaded cases).
+    memoryGuard().collect();
+    const resident = Deno.memoryUsage().rss;
+    const peakKnown = resetPeakRss();
     const step = await timeCalls(async () => {
       await m.trainStep(batch, { iteration: it, totalIterations: iterations, random });
       it = Math.min(it + 1, iterations - 1);
+      memoryGuard().check();
     });
+    const working = peakKnown ? peakRssBytes() - resident : NaN;
     let forward: Rate | null = null;
     if (needForward) {
       const [px, py, pz] = spec.eval.patch;
@@ -339,6 +389,9 @@ async function probe(
         at,
       },
       forward,
+      memory: Number.isFinite(working)
+        ? { bytes: Math.max(0, working), source: `probe: peak RSS of ${step.timed + 1} steps`, at }
+        : null,
     };
   } finally {
     batch.labeledImages.dispose();
@@ -346,6 +399,68 @@ async function probe(
     batch.unlabeledImages?.dispose();
     method?.dispose();
   }
+}
+
+/** A run's training and evaluation seconds from the rates by configuration key (NaN: no rate). */
+function runCost(
+  spec: BenchmarkSpec,
+  r: PlannedRun,
+  facts: DataFacts,
+  train: ReadonlyMap<string, Rate> | Record<string, Rate>,
+  forward: ReadonlyMap<string, Rate> | Record<string, Rate>,
+  w: RunWindows | null,
+): { train: number; eval: number } {
+  const get = (m: ReadonlyMap<string, Rate> | Record<string, Rate>, k: string) =>
+    m instanceof Map ? m.get(k) : (m as Record<string, Rate>)[k];
+  const step = get(train, trainKey(spec, r, facts));
+  const fwd = get(forward, forwardKey(spec, r, facts));
+  const its = r.spec["iterations"] as number;
+  const valPasses = spec.selection.kind === "best-val" ? Math.floor(its / spec.selection.every) : 0;
+  return {
+    train: step ? its * step.seconds : NaN,
+    eval: w === null ? 0 : fwd ? (w.test + valPasses * w.val) * fwd.seconds : NaN,
+  };
+}
+
+/**
+ * Seconds each run would take by the rates stored for this machine (NaN where none is stored):
+ * no probing. `--jobs` workers claim runs in this order, longest first.
+ */
+export async function storedRunCosts(
+  inp: Pick<EstimateInput, "spec" | "runs" | "provenance" | "outRoot" | "facts" | "windows">,
+): Promise<Map<string, number>> {
+  const stored = (await readRates(inp.outRoot)).machines[machineKey(inp.provenance)] ??
+    { train: {}, forward: {} };
+  const out = new Map<string, number>();
+  for (const r of inp.runs) {
+    const c = runCost(inp.spec, r, inp.facts, stored.train, stored.forward, inp.windows(r));
+    out.set(r.runId, c.train + c.eval);
+  }
+  return out;
+}
+
+/**
+ * What one worker of `runs` is expected to hold at its peak, from the memory stored for this
+ * machine (step working sets measured by probes, the split's case bytes): NaN when a
+ * configuration of the plan has not been measured.
+ */
+export async function storedWorkerBytes(
+  spec: BenchmarkSpec,
+  runs: readonly PlannedRun[],
+  outRoot: string,
+  provenance: Provenance,
+): Promise<{ bytes: number; source: string }> {
+  const mem = (await readRates(outRoot)).machines[machineKey(provenance)]?.memory ?? {};
+  let step = 0;
+  for (const r of runs) step = Math.max(step, mem[memoryKey(spec, r)]?.bytes ?? NaN);
+  const cases = mem[casesKey(spec)]?.bytes ?? (spec.dataset.id === "synthetic" ? 0 : NaN);
+  const gb = (b: number) => `${(b / 2 ** 30).toFixed(1)} GB`;
+  return {
+    bytes: Number.isNaN(step) || Number.isNaN(cases) ? NaN : workerPeakBytes(cases, step),
+    source: `step working set ${gb(step)} measured, cases ${gb(cases)}, runtime ${
+      gb(WORKER_BASE_BYTES)
+    }, dead-buffer bound ${gb(gcLimitBytes())}`,
+  };
 }
 
 /**
@@ -387,6 +502,14 @@ export async function estimatePlan(inp: EstimateInput): Promise<PlanEstimate> {
   const train = new Map<string, Rate>();
   const forward = new Map<string, Rate>();
   const newTrain: Record<string, Rate> = {}, newForward: Record<string, Rate> = {};
+  const newMemory: Record<string, MemoryRate> = {};
+  if (inp.caseBytes != null && inp.caseBytes > 0) {
+    newMemory[casesKey(spec)] = {
+      bytes: inp.caseBytes,
+      source: "the split's cases on disk",
+      at: new Date().toISOString(),
+    };
+  }
   const t0 = performance.now();
   let probed = 0;
   const fresh = new Set<string>();
@@ -401,6 +524,7 @@ export async function estimatePlan(inp: EstimateInput): Promise<PlanEstimate> {
         step = p.step;
         newTrain[k] = p.step;
         fresh.add(k);
+        if (p.memory) newMemory[memoryKey(spec, g.run)] = p.memory;
         if (p.forward) {
           fwd = p.forward;
           newForward[g.fkey] = p.forward;
@@ -432,36 +556,22 @@ export async function estimatePlan(inp: EstimateInput): Promise<PlanEstimate> {
     );
   }
   const probeSeconds = (performance.now() - t0) / 1000;
-  await storeRates(inp.outRoot, machine, newTrain, newForward).catch(() => {});
+  await storeRates(inp.outRoot, machine, newTrain, newForward, newMemory).catch(() => {});
 
   const costs = new Map<string, { train: number; eval: number }>();
   let windowsKnown = true;
   for (const r of runs) {
-    const step = train.get(trainKey(spec, r, facts));
-    const fwd = forward.get(forwardKey(spec, r, facts));
-    const w = inp.windows(r);
-    const its = r.spec["iterations"] as number;
-    const valPasses = spec.selection.kind === "best-val"
-      ? Math.floor(its / spec.selection.every)
-      : 0;
-    if (w === null) windowsKnown = false;
-    costs.set(r.runId, {
-      train: step ? its * step.seconds : NaN,
-      eval: w === null ? 0 : fwd ? (w.test + valPasses * w.val) * fwd.seconds : NaN,
-    });
+    if (inp.windows(r) === null) windowsKnown = false;
+    costs.set(r.runId, runCost(spec, r, facts, train, forward, inp.windows(r)));
   }
-  const sum = (rs: PlannedRun[]) =>
-    rs.reduce((s, r) => s + costs.get(r.runId)!.train + costs.get(r.runId)!.eval, 0);
   const trainSeconds = runs.reduce((s, r) => s + costs.get(r.runId)!.train, 0);
   const evalSeconds = runs.reduce((s, r) => s + costs.get(r.runId)!.eval, 0);
   const serialSeconds = trainSeconds + evalSeconds;
-  // Workers take shards of the whole plan (as runWorkers assigns them), then skip finished runs.
+  // --jobs workers claim the unfinished runs longest first (parallel.ts).
   const jobs = Math.max(1, Math.min(inp.jobs, inp.runs.length));
-  const wallSeconds = jobs === 1 ? serialSeconds : Math.max(
-    ...Array.from({ length: jobs }, (_, i) =>
-      sum(
-        shardRuns(inp.runs, { index: i, count: jobs }).filter((r) => !inp.finished.has(r.runId)),
-      )),
+  const wallSeconds = jobs === 1 ? serialSeconds : claimedWallSeconds(
+    runs.map((r) => costs.get(r.runId)!.train + costs.get(r.runId)!.eval),
+    jobs,
   );
   const windowsAll = runs.reduce((s, r) => s + (inp.windows(r)?.test ?? 0), 0);
   print(

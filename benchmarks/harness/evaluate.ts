@@ -13,6 +13,8 @@ import { planWindows, type PredictFn, slidingWindowInference } from "./sliding_w
 import { largestConnectedComponent } from "./postprocess.ts";
 import { wmhMetrics } from "./challenge.ts";
 import { binaryMetrics } from "./metrics.ts";
+import { fusedWindowPredictor } from "../../methods/nn/native/infer.ts";
+import { memoryGuard } from "./memory.ts";
 
 /** Metrics computed by the WMH challenge code rather than the UA-MT/DTC metric set. */
 const WMH_METRICS = new Set<string>(["h95", "avd", "lesionRecall", "lesionF1"]);
@@ -24,7 +26,7 @@ const WMH_METRICS = new Set<string>(["h95", "avd", "lesionRecall", "lesionF1"]);
  * may refill its buffer once the promise resolves.
  */
 export function windowPredictor(method: Method): PredictFn {
-  return async (batch, shape) => {
+  const unfused: PredictFn = async (batch, shape) => {
     const probs = tf.tidy(() =>
       method.predict(tf.tensor5d(batch, [...shape] as [number, number, number, number, number]))
     );
@@ -32,8 +34,13 @@ export function windowPredictor(method: Method): PredictFn {
       return (await probs.data()) as Float32Array;
     } finally {
       probs.dispose();
+      // A window batch's dead activations, handed back once they pass the bound (memory.ts).
+      memoryGuard().check();
     }
   };
+  // A V-Net softmax on the cpu backend with oneDNN: the fused inference forward instead
+  // (methods/nn/native/infer.ts; checked against `unfused` on its first batch).
+  return fusedWindowPredictor(method, unfused) ?? unfused;
 }
 
 /** Foreground mask of `labels == cls` as 0/1 bytes. */
@@ -158,9 +165,21 @@ export interface EvalProgressUpdate {
   elapsed: number;
 }
 
+/** Resuming an evaluation: the cases scored earlier, and what to do as each new case finishes. */
+export interface EvalResume {
+  /** Metrics of cases finished earlier, by case id: reused, not evaluated again. */
+  done?: ReadonlyMap<string, CaseMetrics>;
+  /** Called (and awaited) after each newly evaluated case, with every case finished so far. */
+  onCase?: (finished: CaseMetrics[], evaluated: CaseMetrics) => Promise<void>;
+}
+
 /**
  * Score every case in order; `onProgress` hears at the start, after each predict call (cases
  * done, windows done / total over all cases, elapsed seconds) and when a case's metrics are done.
+ * With `resume`, the cases in `resume.done` are taken as they are (their windows count as done
+ * from the start) and `resume.onCase` stores each new one as it finishes, so an interrupted
+ * evaluation resumes without scoring a finished case twice. Per-case metrics do not depend on
+ * the other cases, so the result equals an uninterrupted evaluation's.
  */
 export async function evaluateCases(
   method: Method,
@@ -169,6 +188,7 @@ export async function evaluateCases(
   nClasses: number,
   ignoreLabel?: number,
   onProgress?: (u: EvalProgressUpdate) => void,
+  resume: EvalResume = {},
 ): Promise<CaseMetrics[]> {
   const out: CaseMetrics[] = [];
   const windows = onProgress ? cases.map((c) => caseWindows(c.image.shape, protocol)) : [];
@@ -183,12 +203,26 @@ export async function evaluateCases(
       windowsTotal,
       elapsed: (performance.now() - t0) / 1000,
     });
-  report(0, 0);
+  const done = resume.done ?? new Map<string, CaseMetrics>();
+  let casesDone = cases.filter((c) => done.has(c.id)).length;
+  before = cases.reduce((s, c, i) => s + (done.has(c.id) ? windows[i] ?? 0 : 0), 0);
+  report(casesDone, before);
   for (const [i, c] of cases.entries()) {
-    const onWindows = onProgress ? (done: number) => report(i, before + done) : undefined;
-    out.push(await evaluateCase(method, c, protocol, nClasses, ignoreLabel, onWindows));
+    const earlier = done.get(c.id);
+    if (earlier) {
+      out.push(earlier);
+      continue;
+    }
+    const onWindows = onProgress ? (w: number) => report(casesDone, before + w) : undefined;
+    const m = await evaluateCase(method, c, protocol, nClasses, ignoreLabel, onWindows);
+    out.push(m);
     before += windows[i] ?? 0;
-    report(i + 1, before);
+    casesDone++;
+    await resume.onCase?.(
+      [...out, ...cases.slice(i + 1).flatMap((x) => done.get(x.id) ?? [])],
+      m,
+    );
+    report(casesDone, before);
   }
   return out;
 }

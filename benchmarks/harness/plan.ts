@@ -3,8 +3,12 @@
  * (SHA-256 of its canonical spec, so neither flag order nor method order changes it).
  * @module
  */
-import { getMethod } from "../../methods/mod.ts";
-import { type HyperParams, resolveHyperParams } from "../../methods/types.ts";
+import { getMethod, METHODS } from "../../methods/mod.ts";
+import {
+  type HyperParams,
+  type MethodDefinition,
+  resolveHyperParams,
+} from "../../methods/types.ts";
 import { hashOf } from "../../methods/nn/canonical.ts";
 import type { BenchmarkSpec, MethodEntry } from "./spec.ts";
 
@@ -40,27 +44,77 @@ export function rowKey(e: MethodEntry): string {
   return e.key ?? e.method;
 }
 
+/** True when `name` is a row key or a row's method id of `spec`. */
+function isRowOf(spec: BenchmarkSpec, name: string): boolean {
+  return spec.methods.some((e) => rowKey(e) === name || e.method === name);
+}
+
+/** True when `id` is a method registered in methods/mod.ts (not a `--method-file` one). */
+function isRegistered(id: string): boolean {
+  return METHODS.some((d) => d.id === id);
+}
+
 /**
- * Resolve `--methods` names to the row keys or method ids of `spec`: an exact match first;
- * otherwise the name with `_` read as `-` (the file name `deno task new-method my_method`
- * writes, whose id is `my-method`). Unknown names are one-line errors listing the choices.
+ * Resolve `--methods` names to the row keys or method ids of `spec`, or to registered method
+ * ids that are not rows of it (added rows, see {@link withAddedMethods}): an exact match
+ * first; otherwise the name with `_` read as `-` (the file name `deno task new-method
+ * my_method` writes, whose id is `my-method`). Unknown names are one-line errors listing the
+ * choices.
  */
 export function resolveMethodNames(spec: BenchmarkSpec, names: string[]): string[] {
   const keys = spec.methods.map(rowKey);
-  const known = (m: string) => keys.includes(m) || spec.methods.some((e) => e.method === m);
+  const known = (m: string) => isRowOf(spec, m) || isRegistered(m);
   return names.map((m) => {
     if (known(m)) return m;
     const dashed = m.replaceAll("_", "-");
     if (known(dashed)) return dashed;
     throw new Error(
-      `--methods: '${m}' is not in benchmark ${spec.id} (expected one of ${keys.join(", ")})`,
+      `--methods: '${m}' is not in benchmark ${spec.id} (expected one of ${
+        keys.join(", ")
+      }) nor a registered method (deno task bench --list)`,
     );
   });
 }
 
+/**
+ * The row a registered method gets in a benchmark that does not declare it: keyed by its id,
+ * the benchmark's common settings and the method's default hyper-parameters (as every row
+ * without overrides), labeled-only when the method uses no unlabeled data, the benchmark's
+ * patch grown to the method's `minTrainPatch`; marked added. Its runs hash like any row's,
+ * so adding it changes no other row's run ids.
+ */
+// deno-lint-ignore no-explicit-any
+export function addedEntry(spec: BenchmarkSpec, def: MethodDefinition<any>): MethodEntry {
+  const edge = def.meta.minTrainPatch ?? 0;
+  const patch = spec.patch.map((p) => Math.max(p, edge)) as [number, number, number];
+  return {
+    method: def.id,
+    added: true,
+    ...(def.meta.usesUnlabeled === false ? { labeledOnly: true } : {}),
+    ...(patch.join() === spec.patch.join() ? {} : { patch }),
+  };
+}
+
+/**
+ * `spec` with a row added for each of `names` (resolved, see {@link resolveMethodNames}) that
+ * is a registered method but not a row of `spec`, in the order given. Other rows are unchanged.
+ */
+export function withAddedMethods(spec: BenchmarkSpec, names: string[]): BenchmarkSpec {
+  const extra: MethodEntry[] = [];
+  for (const n of names) {
+    if (isRowOf(spec, n) || extra.some((e) => e.method === n)) continue;
+    extra.push(addedEntry(spec, getMethod(n)));
+  }
+  return extra.length ? { ...spec, methods: [...spec.methods, ...extra] } : spec;
+}
+
 /** Expand `spec` into runs, sorted by row, labeled, seed. Unknown filter values are errors. */
 export function expandGrid(spec: BenchmarkSpec, filter: PlanFilter = {}): PlannedRun[] {
-  if (filter.methods) filter = { ...filter, methods: resolveMethodNames(spec, filter.methods) };
+  if (filter.methods) {
+    const names = resolveMethodNames(spec, filter.methods);
+    spec = withAddedMethods(spec, names);
+    filter = { ...filter, methods: names };
+  }
   for (const l of filter.labeled ?? []) {
     if (!spec.labeled.includes(l)) {
       throw new Error(

@@ -14,7 +14,14 @@ import * as vega from "vega";
 import * as vl from "vega-lite";
 import type { TopLevelSpec } from "vega-lite";
 import { join } from "node:path";
-import { buildTable, type BuiltTable, type TableRow } from "./tables.ts";
+import {
+  buildTable,
+  type BuiltTable,
+  rowLabel,
+  runIterations,
+  SHORT_MARK,
+  type TableOptions,
+} from "./tables.ts";
 import { mean, std } from "./stats.ts";
 import type { BenchmarkSpec, TableColumn } from "./spec.ts";
 import type { ResultStore, RunRecord } from "./store.ts";
@@ -106,49 +113,118 @@ const BASE_CONFIG = {
   title: { fontSize: 13, anchor: "start" as const },
 };
 
-/** Row keys in table order, with the display label of each (proposed row marked). */
-function methodOrder(spec: BenchmarkSpec, table: BuiltTable, runs: RunRecord[]) {
-  const keys: string[] = [];
-  const label = new Map<string, string>();
+/**
+ * One plotted series: a table row's method trained on one schedule (a cell whose runs used
+ * different iteration counts is one row, and one series, per schedule).
+ */
+interface Series {
+  /** Unique in the page: the row key, and the iterations when the key has several schedules. */
+  id: string;
+  key: string;
+  label: string;
+  iterations: number | null;
+  /** Trained fewer iterations than the paper's schedule (plotted with another marker). */
+  short: boolean;
+  runIds: Set<string>;
+}
+
+/** The series of the table's rows that have runs, in table order (proposed row marked). */
+function seriesOf(spec: BenchmarkSpec, table: BuiltTable): Series[] {
+  const out: Series[] = [];
   for (const r of table.rows) {
-    if (keys.includes(r.key) || !runs.some((x) => x.rowKey === r.key)) continue;
-    keys.push(r.key);
-    label.set(r.key, r.label + (r.key === spec.table.proposed ? " (proposed)" : ""));
+    if (r.runIds.length === 0) continue;
+    let s = out.find((x) => x.key === r.key && x.iterations === r.iterations);
+    if (!s) {
+      const label = r.label + (r.external ? " (external)" : "") + (r.added ? " (added)" : "") +
+        (r.short ? ` ${SHORT_MARK}` : "") + (r.key === spec.table.proposed ? " (proposed)" : "");
+      s = {
+        id: r.key,
+        key: r.key,
+        label,
+        iterations: r.iterations,
+        short: r.short,
+        runIds: new Set(),
+      };
+      out.push(s);
+    }
+    for (const id of r.runIds) s.runIds.add(id);
   }
-  return { keys, label: (k: string) => label.get(k) ?? k };
+  for (const s of out) {
+    if (out.filter((x) => x.key === s.key).length > 1) s.id = `${s.key}-${s.iterations ?? "x"}it`;
+  }
+  return out;
+}
+
+/** The runs of `s` at `labeled`. */
+function runsOf(s: Series, runs: RunRecord[], labeled: number): RunRecord[] {
+  return runs.filter((r) => s.runIds.has(r.runId) && r.labeled === labeled);
+}
+
+/** The labeled settings the runs cover, sorted (the benchmark's when there are none). */
+function settingsOf(spec: BenchmarkSpec, runs: RunRecord[]): number[] {
+  const ran = [...new Set(runs.map((r) => r.labeled))];
+  return (ran.length ? ran : [...spec.labeled]).sort((a, b) => a - b);
+}
+
+/** The legend entry of a series' schedule: the paper's, or a warning naming the iterations. */
+function scheduleLabel(spec: BenchmarkSpec, s: Series): string {
+  return s.short
+    ? `${SHORT_MARK} ${s.iterations} of ${spec.iterations} it: not comparable`
+    : `the paper's ${spec.iterations} it`;
 }
 
 function metricChart(
   spec: BenchmarkSpec,
   col: TableColumn,
   runs: RunRecord[],
-  keys: string[],
-  label: (k: string) => string,
+  series: Series[],
 ): TopLevelSpec {
   const seeds: Record<string, unknown>[] = [];
   const summary: Record<string, unknown>[] = [];
   const paper: Record<string, unknown>[] = [];
-  const settings = [...spec.labeled].sort((a, b) => a - b);
+  const settings = settingsOf(spec, runs);
   for (const labeled of settings) {
-    for (const key of keys) {
-      const rs = runs.filter((r) => r.rowKey === key && r.labeled === labeled);
+    for (const se of series) {
+      const rs = runsOf(se, runs, labeled);
       const vals: number[] = [];
       for (const r of rs) {
         const v = num(r.mean[col.metric]);
         if (v === null) continue;
         vals.push(v * col.scale);
-        seeds.push({ method: label(key), labeled, seed: `seed ${r.seed}`, value: v * col.scale });
+        seeds.push({
+          method: se.label,
+          labeled,
+          seed: `seed ${r.seed}`,
+          value: v * col.scale,
+          schedule: scheduleLabel(spec, se),
+        });
       }
       if (vals.length) {
         const m = mean(vals), s = std(vals);
-        summary.push({ method: label(key), labeled, mean: m, lo: m - s, hi: m + s });
+        summary.push({ method: se.label, labeled, mean: m, lo: m - s, hi: m + s });
       }
-      const rep = spec.table.reported.find((x) => x.key === key && x.labeled === labeled);
+      const rep = spec.table.reported.find((x) => x.key === se.key && x.labeled === labeled);
       const pv = num(rep?.values[col.metric]);
-      if (pv !== null) paper.push({ method: label(key), labeled, paper: pv });
+      if (pv !== null) paper.push({ method: se.label, labeled, paper: pv });
     }
   }
-  const domain = keys.map(label);
+  const domain = series.map((x) => x.label);
+  // Runs on a shorter schedule than the paper's get another marker and a legend entry that
+  // says so: never silently beside the paper's numbers.
+  const schedules = [...new Set(series.map((x) => scheduleLabel(spec, x)))].sort((a, b) =>
+    (a.startsWith(SHORT_MARK) ? 1 : 0) - (b.startsWith(SHORT_MARK) ? 1 : 0) ||
+    a.localeCompare(b)
+  );
+  const short = series.some((x) => x.short);
+  const shape = {
+    field: "schedule",
+    type: "nominal" as const,
+    title: "schedule",
+    scale: {
+      domain: schedules,
+      range: schedules.map((x) => x.startsWith(SHORT_MARK) ? "triangle-up" : "circle"),
+    },
+  };
   const x = {
     field: "labeled",
     type: "ordinal" as const,
@@ -183,8 +259,14 @@ function metricChart(
     },
     {
       data: { values: seeds },
-      mark: { type: "point", filled: true, size: 28, opacity: 0.75 },
-      encoding: { x, xOffset, color, y: { field: "value", type: "quantitative" } },
+      mark: { type: "point", filled: true, size: short ? 40 : 28, opacity: 0.75 },
+      encoding: {
+        x,
+        xOffset,
+        color,
+        y: { field: "value", type: "quantitative" },
+        ...(short ? { shape } : {}),
+      },
     },
   ];
   if (paper.length) {
@@ -195,8 +277,10 @@ function metricChart(
     });
   }
   return {
-    title: `${col.header}: per-seed values and mean ± std${paper.length ? ", ◇ paper" : ""}`,
-    width: Math.max(260, settings.length * keys.length * 16),
+    title: `${col.header}: per-seed values and mean ± std${paper.length ? ", ◇ paper" : ""}${
+      short ? `; ▲ ${SHORT_MARK} shorter schedule than the paper's, not comparable` : ""
+    }`,
+    width: Math.max(260, settings.length * series.length * 16),
     height: 220,
     config: BASE_CONFIG,
     layer,
@@ -221,25 +305,23 @@ function casesChart(
   spec: BenchmarkSpec,
   col: TableColumn,
   runs: RunRecord[],
-  keys: string[],
-  label: (k: string) => string,
+  series: Series[],
 ): TopLevelSpec {
   const rows: Record<string, unknown>[] = [];
-  const settings = [...spec.labeled].sort((a, b) => a - b);
+  const settings = settingsOf(spec, runs);
   // The proposed row first, then the baselines in table order.
   const order = [
-    ...keys.filter((k) => k === spec.table.proposed),
-    ...keys.filter((k) => k !== spec.table.proposed),
+    ...series.filter((x) => x.key === spec.table.proposed),
+    ...series.filter((x) => x.key !== spec.table.proposed),
   ];
   for (const labeled of settings) {
-    for (const key of order) {
-      const rs = runs.filter((r) => r.rowKey === key && r.labeled === labeled);
-      for (const c of perCase(rs, col.metric)) {
-        rows.push({ method: label(key), labeled, case: c.id, value: c.value * col.scale });
+    for (const se of order) {
+      for (const c of perCase(runsOf(se, runs, labeled), col.metric)) {
+        rows.push({ method: se.label, labeled, case: c.id, value: c.value * col.scale });
       }
     }
   }
-  const domain = order.map(label);
+  const domain = order.map((x) => x.label);
   const x = {
     field: "method",
     type: "nominal" as const,
@@ -270,7 +352,11 @@ function casesChart(
           encoding: {
             x,
             y: { ...y, scale: { zero: false } },
-            color: { field: "method", type: "nominal", scale: { domain: keys.map(label) } },
+            color: {
+              field: "method",
+              type: "nominal",
+              scale: { domain: series.map((x) => x.label) },
+            },
           },
         },
         {
@@ -284,14 +370,13 @@ function casesChart(
 
 function curveChart(
   spec: BenchmarkSpec,
-  key: string,
+  se: Series,
   runs: RunRecord[],
-  label: (k: string) => string,
 ): TopLevelSpec | null {
   const rows: Record<string, unknown>[] = [];
-  const settings = [...spec.labeled].sort((a, b) => a - b);
+  const settings = settingsOf(spec, runs);
   for (const labeled of settings) {
-    const rs = runs.filter((r) => r.rowKey === key && r.labeled === labeled)
+    const rs = runsOf(se, runs, labeled)
       .sort((a, b) => a.seed - b.seed || a.runId.localeCompare(b.runId));
     for (const r of rs) {
       for (const p of r.curve) {
@@ -312,7 +397,7 @@ function curveChart(
   }
   if (rows.length === 0) return null;
   return {
-    title: `${label(key)}: training curves (window means; one line per seed)`,
+    title: `${se.label}: training curves (window means; one line per seed)`,
     config: BASE_CONFIG,
     data: { values: rows },
     facet: {
@@ -412,11 +497,6 @@ function tableHtml(t: BuiltTable, proposed: string | undefined): string {
   return lines.join("\n");
 }
 
-function rowLabel(r: TableRow): string {
-  return r.label + (r.external ? " (external)" : "") +
-    (r.seeds > 0 && r.seeds < r.expectedSeeds ? ` (n=${r.seeds})` : "");
-}
-
 function provenanceHtml(spec: BenchmarkSpec, runs: RunRecord[], ignored: number): string {
   const protocol = (f: (r: RunRecord) => string, fallback: string) => {
     const xs = distinctSorted(runs.map(f));
@@ -490,12 +570,7 @@ function provenanceHtml(spec: BenchmarkSpec, runs: RunRecord[], ignored: number)
   return out.join("\n");
 }
 
-function timingHtml(
-  spec: BenchmarkSpec,
-  runs: RunRecord[],
-  keys: string[],
-  label: (k: string) => string,
-): string {
+function timingHtml(spec: BenchmarkSpec, runs: RunRecord[], series: Series[]): string {
   const out = [
     '<table class="runs">',
     "<caption>Runs per cell: seeds, iterations, mean training and evaluation time</caption>",
@@ -503,14 +578,14 @@ function timingHtml(
     "<th>train s</th><th>eval s</th><th>it/s</th></tr></thead>",
     "<tbody>",
   ];
-  for (const labeled of [...spec.labeled].sort((a, b) => a - b)) {
-    for (const key of keys) {
-      const rs = runs.filter((r) => r.rowKey === key && r.labeled === labeled);
+  for (const labeled of settingsOf(spec, runs)) {
+    for (const se of series) {
+      const rs = runsOf(se, runs, labeled);
       if (!rs.length) continue;
       const its = distinctSorted(rs.map((r) => String(r.spec["iterations"] ?? "?"))).join(", ");
       const seeds = [...rs.map((r) => r.seed)].sort((a, b) => a - b).join(", ");
       out.push(
-        `<tr><th scope="row">${esc(label(key))}</th><td>${labeled}</td><td>${seeds}</td>` +
+        `<tr><th scope="row">${esc(se.label)}</th><td>${labeled}</td><td>${seeds}</td>` +
           `<td>${esc(its)}</td><td class="num">${
             fmt(mean(rs.map((r) => r.timing.trainSeconds)), 1)
           }</td><td class="num">${fmt(mean(rs.map((r) => r.timing.evalSeconds)), 1)}</td>` +
@@ -545,6 +620,32 @@ dl.facts dt { font-weight: bold; } dl.facts dd { margin: 0; word-break: break-al
 p.empty { color: #a00; }
 `;
 
+/**
+ * The page header's facts, from the runs that are plotted: how many, of how many methods, at
+ * which labeled settings, seeds and iterations (beside the benchmark's when they differ).
+ */
+function ranSummary(spec: BenchmarkSpec, used: RunRecord[], series: Series[]): string {
+  const sorted = (xs: number[]) => [...new Set(xs)].sort((a, b) => a - b);
+  const trained = used.filter((r) => !r.checkpoint);
+  const seeds = sorted(trained.map((r) => r.seed));
+  const its = sorted(trained.map(runIterations).filter((x) => x !== null));
+  const theirs = spec.table.reported.length ? "the paper" : "the benchmark";
+  const parts = [
+    `${used.length} finished runs`,
+    `${new Set(series.map((x) => x.key)).size} methods with runs`,
+    `labeled settings ${settingsOf(spec, used).join(", ")}`,
+  ];
+  if (seeds.length) {
+    const same = seeds.join() === sorted(spec.seeds).join();
+    parts.push(`seeds ${seeds.join(", ")}${same ? "" : ` (${theirs}: ${spec.seeds.join(", ")})`}`);
+  }
+  if (its.length) {
+    const same = its.length === 1 && its[0] === spec.iterations;
+    parts.push(`${its.join(", ")} iterations${same ? "" : ` (${theirs}: ${spec.iterations})`}`);
+  }
+  return parts.join(", ");
+}
+
 function figure(c: Chart): string {
   // The inline SVG is the standalone file's text, byte for byte.
   return `<figure id="fig-${c.name}">\n${c.svg}\n<figcaption>${
@@ -553,12 +654,24 @@ function figure(c: Chart): string {
 }
 
 /** Build the report of `spec` from `runs` (runs of other benchmarks are ignored). */
-export async function buildReport(spec: BenchmarkSpec, runs: RunRecord[]): Promise<Report> {
+export async function buildReport(
+  spec: BenchmarkSpec,
+  runs: RunRecord[],
+  opts: TableOptions = {},
+): Promise<Report> {
   const mine = runs.filter((r) => r.benchmark === spec.id)
     .sort((a, b) => a.runId.localeCompare(b.runId));
-  const table = buildTable(spec, mine);
-  const { keys, label } = methodOrder(spec, table, mine);
-  const used = mine.filter((r) => keys.includes(r.rowKey));
+  const table = buildTable(spec, mine, opts);
+  const series = seriesOf(spec, table);
+  const used = mine.filter((r) => series.some((x) => x.runIds.has(r.runId)));
+  const shortSeries = series.filter((x) => x.short);
+  const shortWarning = shortSeries.length
+    ? `; ▲ ${SHORT_MARK} ${
+      [...new Set(shortSeries.map((x) => x.iterations))].join(", ")
+    } training iterations (${
+      shortSeries.map((x) => x.label).join(", ")
+    }), fewer than the paper's ${spec.iterations}: not comparable to the paper's numbers`
+    : "";
   const warnings: string[] = [];
   const metricCharts: Chart[] = [], caseCharts: Chart[] = [], curveCharts: Chart[] = [];
   if (used.length) {
@@ -568,8 +681,9 @@ export async function buildReport(spec: BenchmarkSpec, runs: RunRecord[]): Promi
         name,
         caption: `${col.header} per method over the labeled settings: dots are seeds, ` +
           "bars mean ± std over seeds (sample std, as in the table)" +
-          (spec.table.reported.length ? ", hollow diamonds the paper's numbers" : ""),
-        svg: await renderSvg(metricChart(spec, col, used, keys, label), name, warnings),
+          (spec.table.reported.length ? ", hollow diamonds the paper's numbers" : "") +
+          shortWarning,
+        svg: await renderSvg(metricChart(spec, col, used, series), name, warnings),
       });
     }
     for (const col of spec.table.columns) {
@@ -578,16 +692,16 @@ export async function buildReport(spec: BenchmarkSpec, runs: RunRecord[]): Promi
         name,
         caption: `${col.header} per test case (averaged over seeds), proposed row first: ` +
           "box = min, quartiles, median, max; dots = cases",
-        svg: await renderSvg(casesChart(spec, col, used, keys, label), name, warnings),
+        svg: await renderSvg(casesChart(spec, col, used, series), name, warnings),
       });
     }
-    for (const key of keys) {
-      const vlSpec = curveChart(spec, key, used, label);
+    for (const se of series) {
+      const vlSpec = curveChart(spec, se, used);
       if (!vlSpec) continue;
-      const name = `curves-${stem(key)}`;
+      const name = `curves-${stem(se.id)}`;
       curveCharts.push({
         name,
-        caption: `${label(key)}: loss terms and consistency weight (when the method has one), ` +
+        caption: `${se.label}: loss terms and consistency weight (when the method has one), ` +
           "means over the stored curve windows, per labeled setting; dash pattern = seed",
         svg: await renderSvg(vlSpec, name, warnings),
       });
@@ -613,9 +727,8 @@ export async function buildReport(spec: BenchmarkSpec, runs: RunRecord[]): Promi
     "</head>",
     "<body>",
     `<h1>${esc(spec.title)}</h1>`,
-    `<p>Benchmark <code>${esc(spec.id)}</code>: ${used.length} finished runs, ${keys.length} ` +
-    `methods with runs, labeled settings ${[...spec.labeled].sort((a, b) => a - b).join(", ")}, ` +
-    `seeds ${spec.seeds.join(", ")}. Built from <code>runs/*.json</code> alone; ` +
+    `<p>Benchmark <code>${esc(spec.id)}</code>: ${esc(ranSummary(spec, used, series))}. ` +
+    "Built from <code>runs/*.json</code> alone; " +
     "<code>deno task report</code> regenerates it byte for byte.</p>",
     "<h2>Table</h2>",
     tableHtml(table, spec.table.proposed),
@@ -624,7 +737,7 @@ export async function buildReport(spec: BenchmarkSpec, runs: RunRecord[]): Promi
     section("Training curves", curveCharts, noRuns),
     "<h2>Provenance</h2>",
     provenanceHtml(spec, mine, mine.length - used.length),
-    timingHtml(spec, used, keys, label),
+    timingHtml(spec, used, series),
     ...(warnings.length
       ? [
         '<h2 class="warnings">Chart warnings</h2>',
@@ -647,8 +760,12 @@ export async function buildReport(spec: BenchmarkSpec, runs: RunRecord[]): Promi
  * from the stored run files), removing SVGs of charts that no longer exist. Returns the
  * report's path.
  */
-export async function writeReport(spec: BenchmarkSpec, store: ResultStore): Promise<string> {
-  const { html, svgs } = await buildReport(spec, await store.readAllRuns());
+export async function writeReport(
+  spec: BenchmarkSpec,
+  store: ResultStore,
+  opts: TableOptions = {},
+): Promise<string> {
+  const { html, svgs } = await buildReport(spec, await store.readAllRuns(), opts);
   for (const [name, svg] of Object.entries(svgs)) await store.writeText(`plots/${name}.svg`, svg);
   const plots = join(store.dir, "plots");
   try {

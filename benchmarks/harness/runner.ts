@@ -9,6 +9,17 @@
  * every method sees the same batches and, where architectures coincide, the same initial
  * weights: common random numbers, which make paired comparisons between methods sharper.
  * Noise and dropout streams add the row key.
+ *
+ * Run state that can be trusted: every run file records the code that made it
+ * (harness/code_hash.ts); a stored run made by other code is kept and reported, and rerun only
+ * with `rerunStale` (its file replaced only when the rerun finishes). Checkpoints and run files
+ * are verified by their SHA-256 on read (a bad one is set aside and its run restarts). Training
+ * ends with a checkpoint at the final iteration, and the evaluation stores each test case's
+ * metrics as it finishes (`checkpoints/<run-id>.eval.json`), so a run killed during its
+ * evaluation resumes there: no training step, no finished case scored again.
+ *
+ * Test hook: `SEMISEG_TEST_KILL_AFTER_EVAL_CASES=k` makes the process SIGKILL itself once k
+ * test cases were evaluated and stored in this process (the kill-during-evaluation test).
  * @module
  */
 import * as tf from "@tensorflow/tfjs-core";
@@ -22,16 +33,26 @@ import type { BenchmarkSpec } from "./spec.ts";
 import type { PlannedRun } from "./plan.ts";
 import {
   type BestState,
+  type CaseMetrics,
   type Checkpoint,
+  ChecksumMismatchError,
   CorruptCheckpointError,
   type CurvePoint,
   type ResultStore,
   type RunRecord,
 } from "./store.ts";
+import {
+  type CodeCheck,
+  type CodeHash,
+  CodeHasher,
+  compareCode,
+  describeChanged,
+} from "./code_hash.ts";
 import type { Progress } from "./progress.ts";
 import { type EvalProgressUpdate, evaluateCases } from "./evaluate.ts";
 import { type BatchSource, makeBatchSource } from "./batches.ts";
 import { exportRunWeights } from "./torch_weights.ts";
+import { memoryGuard } from "./memory.ts";
 
 /** A diverging loss or other training failure, with the iteration where it happened. */
 export class RunFailure extends Error {
@@ -56,11 +77,21 @@ export interface RunContext {
   /** Position of this run in the plan, for progress lines. */
   index: number;
   total: number;
+  /** Hashes the code of each run (default: one hasher per process). */
+  code?: CodeHasher;
+  /** Rerun stored runs made by other code or without a code hash (`--rerun-stale`). */
+  rerunStale?: boolean;
+}
+
+let processHasher: CodeHasher | null = null;
+/** The process-wide {@link CodeHasher} (files read once, when first hashed). */
+export function defaultCodeHasher(): CodeHasher {
+  return processHasher ??= new CodeHasher();
 }
 
 /** Outcome of {@link executeRun}. */
 export type RunOutcome =
-  | { status: "skipped"; record: RunRecord }
+  | { status: "skipped"; record: RunRecord; code: CodeCheck }
   | { status: "finished"; record: RunRecord }
   | { status: "failed"; error: string };
 
@@ -187,19 +218,61 @@ async function resumeState(
   }
 }
 
+/** "made by other code (a changed)" or "made by unknown code (no code hash)". */
+function codeWords(c: CodeCheck, mixed: boolean): string {
+  return c.state === "unknown"
+    ? "made by unknown code (no code hash)"
+    : `made by other code (${describeChanged(c.changed, mixed)})`;
+}
+
+/** One line for a finished run that was not run again ("finished earlier, skipped", and why it is stale). */
+export function skippedLine(run: PlannedRun, out: { record: RunRecord; code: CodeCheck }): string {
+  const base =
+    `run ${run.runId} (${run.rowKey} L=${run.labeled} seed=${run.seed}): finished earlier, skipped`;
+  if (out.code.state === "current") return base;
+  return `${base} (${
+    codeWords(out.code, out.record.code?.resumedFrom !== undefined)
+  }; --rerun-stale reruns it)`;
+}
+
+const KILL_AFTER_EVAL_CASES = Number(Deno.env.get("SEMISEG_TEST_KILL_AFTER_EVAL_CASES") ?? "0");
+
 /** Run one planned run to completion (or resume it), evaluate it and store the record. */
 export async function executeRun(run: PlannedRun, ctx: RunContext): Promise<RunOutcome> {
-  const existing = await ctx.store.readRun(run.runId);
-  if (existing) return { status: "skipped", record: existing };
   const { spec } = ctx;
+  const label = `${run.rowKey} L=${run.labeled} seed=${run.seed}`;
+  const where = `run ${run.runId} (${label})`;
+  let code: CodeHash;
+  try {
+    code = await (ctx.code ?? defaultCodeHasher()).forRun(run.method, spec.dataset.id);
+  } catch (e) {
+    throw new Error(`${where}: cannot hash its code: ${(e as Error).message.split("\n")[0]}`);
+  }
+  let existing: RunRecord | null = null;
+  try {
+    existing = await ctx.store.readRun(run.runId);
+  } catch (e) {
+    if (!(e instanceof ChecksumMismatchError)) throw e;
+    const aside = await ctx.store.setAsideRun(run.runId);
+    ctx.progress.line(`${where}: ${e.message}; set aside as ${aside}, running it again`);
+  }
+  if (existing) {
+    const check = compareCode(existing.code, code);
+    if (check.state === "current" || !ctx.rerunStale) {
+      return { status: "skipped", record: existing, code: check };
+    }
+    ctx.progress.line(
+      `${where}: stored result ${
+        codeWords(check, existing.code?.resumedFrom !== undefined)
+      }: rerunning (--rerun-stale); the stored file is replaced only when the rerun finishes`,
+    );
+  }
   const split = run.split === null ? ctx.split : ctx.splits?.get(run.split);
   if (!split) {
     throw new Error(`run ${run.runId}: dataset ${spec.dataset.id} has no split '${run.split}'`);
   }
   const def = getMethod(run.method);
   const iterations = run.spec["iterations"] as number;
-  const label = `${run.rowKey} L=${run.labeled} seed=${run.seed}`;
-  const where = `run ${run.runId} (${label})`;
   const evalProgress = (phase: "eval" | "val") => (u: EvalProgressUpdate) =>
     ctx.progress.evalUpdate({ run: ctx.index + 1, runs: ctx.total, label, phase, ...u });
   let method: Method | null = null;
@@ -242,6 +315,8 @@ export async function executeRun(run: PlannedRun, ctx: RunContext): Promise<RunO
       points: [],
     };
     let trainSeconds = 0;
+    /** The code recorded with the result: `resumedFrom` is set when a checkpoint of other code was resumed. */
+    let recordCode: CodeHash = code;
 
     const resumed = await resumeState(ctx, run.runId, where);
     const ckpt = resumed.ckpt;
@@ -253,6 +328,7 @@ export async function executeRun(run: PlannedRun, ctx: RunContext): Promise<RunO
         dropout: RngState;
         curve: CurveState;
         trainSeconds: number;
+        code?: CodeHash;
       };
       source.restore(h.source);
       noise.restore(h.noise);
@@ -260,7 +336,27 @@ export async function executeRun(run: PlannedRun, ctx: RunContext): Promise<RunO
       Object.assign(curve, h.curve);
       trainSeconds = h.trainSeconds;
       iteration = ckpt.iteration;
-      ctx.progress.line(`${where}: resuming at iteration ${iteration}`);
+      ctx.progress.line(
+        `${where}: resuming at iteration ${iteration}${
+          iteration >= iterations ? ` of ${iterations} (training finished; evaluating)` : ""
+        }`,
+      );
+      // A checkpoint of other code (or of unknown code: written before code hashes) makes the
+      // result mixed: resumed all the same (no work lost), and recorded as such, so that it is
+      // reported as stale and --rerun-stale reruns it.
+      const was = h.code;
+      const from = was?.resumedFrom ??
+        (was === undefined ? "unknown" : was.hash !== code.hash ? was.hash : undefined);
+      if (from !== undefined) {
+        recordCode = { ...code, resumedFrom: from };
+        ctx.progress.line(
+          `${where}: its checkpoint was written by ${
+            was === undefined
+              ? "unknown code (no code hash)"
+              : `other code (${describeChanged(compareCode(was, code).changed, true)})`
+          }: resuming; the result is recorded as mixed code (--rerun-stale reruns it)`,
+        );
+      }
     }
 
     if (spec.selection.kind === "best-val" && split.val.length === 0) {
@@ -272,6 +368,15 @@ export async function executeRun(run: PlannedRun, ctx: RunContext): Promise<RunO
     let best: BestState | null = resumed.best;
     let t0 = performance.now();
     let lastLoss = NaN;
+    const startedAt = iteration;
+    const harnessState = () => ({
+      source: source.state(),
+      noise: noise.state(),
+      dropout: dropout.state(),
+      curve,
+      trainSeconds,
+      code: recordCode,
+    });
     while (iteration < iterations) {
       const batch = toBatch(source.next());
       let losses: StepLosses;
@@ -284,6 +389,8 @@ export async function executeRun(run: PlannedRun, ctx: RunContext): Promise<RunO
       } finally {
         disposeBatch(batch);
       }
+      // The step's dead buffers, handed back once they pass the bound (memory.ts).
+      memoryGuard().check();
       const bad = finite(losses);
       if (bad) {
         throw new RunFailure(
@@ -324,17 +431,19 @@ export async function executeRun(run: PlannedRun, ctx: RunContext): Promise<RunO
         await ctx.store.writeCheckpoint(run.runId, {
           iteration,
           method: await captureState(method),
-          harness: {
-            source: source.state(),
-            noise: noise.state(),
-            dropout: dropout.state(),
-            curve,
-            trainSeconds,
-          },
+          harness: harnessState(),
         });
       }
     }
-    trainSeconds += (performance.now() - t0) / 1000;
+    if (iteration > startedAt) {
+      trainSeconds += (performance.now() - t0) / 1000;
+      // The final state, so that a run stopped during its evaluation never trains again.
+      await ctx.store.writeCheckpoint(run.runId, {
+        iteration,
+        method: await captureState(method),
+        harness: harnessState(),
+      });
+    }
     curveFlush(curve, iterations);
     // .pth files of the final and the selected weights in weights/ (reference names, for
     // PyTorch tools); a failed write logs one line and never loses the run's results.
@@ -356,6 +465,33 @@ export async function executeRun(run: PlannedRun, ctx: RunContext): Promise<RunO
 
     const te = performance.now();
     const testCases = await loadCases(ctx, split.test);
+    // Per-case results stored as they finish; those of an earlier, interrupted evaluation of
+    // the same trained state and code are reused.
+    const evalKey = { iteration, selected: best?.iteration ?? null, code: recordCode.hash };
+    const earlier = await ctx.store.readEvalProgress(run.runId);
+    if (earlier.aside) {
+      ctx.progress.line(
+        `${where}: ${earlier.why}; set aside as ${earlier.aside}, evaluating every case`,
+      );
+    }
+    let before = earlier.progress;
+    if (before && JSON.stringify(before.key) !== JSON.stringify(evalKey)) {
+      ctx.progress.line(
+        `${where}: stored per-case results belong to another trained state or code: evaluating every case`,
+      );
+      before = null;
+    }
+    const done = new Map((before?.cases ?? []).map((c) => [c.id, c] as [string, CaseMetrics]));
+    const reused = testCases.filter((c) => done.has(c.id)).length;
+    if (reused > 0) {
+      ctx.progress.line(
+        `${where}: evaluation resumed: ${reused} of ${testCases.length} cases scored earlier, ${
+          testCases.length - reused
+        } to go`,
+      );
+    }
+    const evalBefore = before?.evalSeconds ?? 0;
+    let evaluatedHere = 0;
     const cases = await evaluateCases(
       method,
       testCases,
@@ -363,8 +499,28 @@ export async function executeRun(run: PlannedRun, ctx: RunContext): Promise<RunO
       nClasses,
       ctx.dataset.ignoreLabel,
       evalProgress("eval"),
+      {
+        done,
+        onCase: async (finished) => {
+          await ctx.store.writeEvalProgress({
+            runId: run.runId,
+            key: evalKey,
+            cases: finished,
+            evalSeconds: evalBefore + (performance.now() - te) / 1000,
+          });
+          evaluatedHere++;
+          if (KILL_AFTER_EVAL_CASES > 0 && evaluatedHere >= KILL_AFTER_EVAL_CASES) {
+            Deno.kill(Deno.pid, "SIGKILL");
+          }
+        },
+      },
     );
-    const evalSeconds = (performance.now() - te) / 1000;
+    const evalSeconds = evalBefore + (performance.now() - te) / 1000;
+    if (reused > 0) {
+      ctx.progress.line(
+        `${where}: evaluation done: ${evaluatedHere} cases evaluated now, ${reused} reused`,
+      );
+    }
     const metricNames = Object.keys(cases[0]?.values ?? {});
     const mean: Record<string, number> = {};
     for (const m of metricNames) {
@@ -403,6 +559,7 @@ export async function executeRun(run: PlannedRun, ctx: RunContext): Promise<RunO
       },
       finishedAt: new Date().toISOString(),
       weights,
+      code: recordCode,
     };
     await ctx.store.writeRun(record);
     return { status: "finished", record };

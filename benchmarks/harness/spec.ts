@@ -60,6 +60,11 @@ export interface MethodEntry {
   labeledOnly?: boolean;
   /** A method from `--method-file` (outside the registry): marked in tables. */
   external?: boolean;
+  /**
+   * A registered method that is not a row of the benchmark's paper table, added from the
+   * command line (`--methods supervised,my-method`): marked "(added)" in tables.
+   */
+  added?: boolean;
   /** Labeled settings this row runs at (default: all of the benchmark's). */
   labeled?: number[];
   /**

@@ -4,10 +4,19 @@
  * finished (`runs/<id>.json`), failed (`failed/<id>.json`, or a run file that is not a run
  * record), running (a checkpoint and no
  * result: in progress, or interrupted and waiting to be resumed) or missing (nothing yet).
+ * Finished runs made by other code than the current checkout, or with no code hash, are
+ * listed as stale (still counted as finished: `--rerun-stale` reruns them).
  * @module
  */
 import type { PlannedRun } from "./plan.ts";
-import type { ResultStore } from "./store.ts";
+import { ChecksumMismatchError, type ResultStore } from "./store.ts";
+import {
+  type CodeCheck,
+  CodeHasher,
+  compareCode,
+  describeChanged,
+  staleSummary,
+} from "./code_hash.ts";
 import type { BenchmarkSpec } from "./spec.ts";
 import { formatDuration } from "./progress.ts";
 
@@ -19,6 +28,8 @@ export interface RunStatus {
   run: PlannedRun;
   state: RunState;
   detail: string;
+  /** For a finished run: its code against the current code. */
+  code?: CodeCheck;
 }
 
 async function mtime(path: string): Promise<Date | null> {
@@ -32,23 +43,32 @@ async function mtime(path: string): Promise<Date | null> {
 
 /**
  * Classify every run of `runs` from the files in `store`. A run file counts as finished only
- * when it reads as a run record; one that does not (not JSON, or not a record) is failed, its
- * detail the one-line error naming the file and the fix.
+ * when it reads as a run record; one that does not (not JSON, not a record, a checksum that
+ * does not match) is failed, its detail the one-line error naming the file and the fix. With
+ * `code`, each finished run's code is compared with the current code.
  */
 export async function classifyRuns(
   runs: PlannedRun[],
   store: ResultStore,
   now: Date = new Date(),
+  code?: CodeHasher,
 ): Promise<RunStatus[]> {
   const out: RunStatus[] = [];
   for (const run of runs) {
     if (await mtime(store.runPath(run.runId))) {
       try {
-        await store.readRun(run.runId);
-        out.push({ run, state: "finished", detail: "" });
+        const rec = (await store.readRun(run.runId))!;
+        const dataset = (run.spec["dataset"] as { id: string }).id;
+        const check = code
+          ? compareCode(rec.code, await code.forRun(run.method, dataset))
+          : undefined;
+        out.push({ run, state: "finished", detail: "", ...(check ? { code: check } : {}) });
       } catch (e) {
         const msg = (e instanceof Error ? e.message : String(e)).split("\n")[0]!;
-        out.push({ run, state: "failed", detail: msg });
+        const fix = e instanceof ChecksumMismatchError
+          ? "; the bench sets it aside and runs it again"
+          : "";
+        out.push({ run, state: "failed", detail: msg + fix });
       }
       continue;
     }
@@ -76,29 +96,41 @@ export function countStates(statuses: RunStatus[]): Record<RunState, number> {
 }
 
 /**
- * The `--status` report: counts, then one line per run that is not finished, then
- * `extra` lines (the SLURM queue, when the plan was submitted there).
+ * The `--status` report: counts, the stale-code line (when finished runs were made by other
+ * code), then one line per run that is not finished or is stale, then `extra` lines (the SLURM
+ * queue, when the plan was submitted there).
  */
 export async function statusReport(
   spec: BenchmarkSpec,
   runs: PlannedRun[],
   store: ResultStore,
   extra: string[] = [],
+  code: CodeHasher = new CodeHasher(),
 ): Promise<string> {
-  const statuses = await classifyRuns(runs, store);
+  const statuses = await classifyRuns(runs, store, new Date(), code);
   const c = countStates(statuses);
   const lines = [
     `Status of ${spec.id}: ${runs.length} runs planned, results in ${store.dir}`,
     `  finished ${c.finished}, running ${c.running}, failed ${c.failed}, missing ${c.missing}`,
   ];
+  const checks = new Map(
+    statuses.flatMap((s) => (s.code ? [[s.run.runId, s.code] as const] : [])),
+  );
+  const stale = staleSummary(checks, c.finished);
+  if (stale) lines.push(`  ${stale}`);
   for (const s of statuses) {
-    if (s.state === "finished") continue;
     const r = s.run;
-    lines.push(
-      `  ${s.state.padEnd(8)} ${r.runId}  ${r.rowKey} L=${r.labeled} seed=${r.seed}${
-        s.detail ? `: ${s.detail}` : ""
-      }`,
-    );
+    const what = `${r.runId}  ${r.rowKey} L=${r.labeled} seed=${r.seed}`;
+    if (s.state === "finished") {
+      if (s.code && s.code.state !== "current") {
+        const why = s.code.state === "unknown"
+          ? "no code hash (unknown code)"
+          : describeChanged(s.code.changed, s.code.changed.length === 0);
+        lines.push(`  ${"stale".padEnd(8)} ${what}: ${why}`);
+      }
+      continue;
+    }
+    lines.push(`  ${s.state.padEnd(8)} ${what}${s.detail ? `: ${s.detail}` : ""}`);
   }
   if (c.running > 0) {
     lines.push(

@@ -4,15 +4,34 @@
  *
  * Before handing a file to libhdf5 we check it ourselves (exists, HDF5 signature, superblock
  * end-of-file address within the file size), so missing, foreign and truncated files give ONE
- * line naming the file; libhdf5's own diagnostics for deeper corruption may still be printed on
- * stderr by h5wasm, but the thrown Error is one line.
+ * line naming the file.
+ *
+ * Deeper corruption (a damaged object header, a deflate chunk that no longer inflates: zlib's
+ * Adler-32 catches nearly every changed byte of a compressed chunk) makes libhdf5 fail inside
+ * `H5Dread`. h5wasm's `Dataset.value` ignores that status and returns whatever the buffer holds
+ * (zeros or garbage), while libhdf5 prints a multi-line `HDF5-DIAG` trace on stderr. So the data
+ * is read here through h5wasm's low-level `get_dataset_data`, whose status is checked, and the
+ * trace is captured while libhdf5 runs (libhdf5 writes it to fd 2 through `node:fs` `writeSync`,
+ * which is redirected for the duration of the synchronous call) and summarised in the one-line
+ * error: first and last frame, e.g. `H5Dread(): can't synchronously read data; H5Z_pipeline():
+ * filter returned failure during read`. h5wasm's alternative, its throwing error handler, unwinds
+ * the wasm stack without restoring it and crashes the module after ~1800 errors.
  *
  * Arrays come back exactly as stored: C order over the dataset's shape (h5py's order). The UA-MT
  * `mri_norm2.h5` files therefore give `(x, y, z)` directly.
  * @module
  */
 import h5wasm from "h5wasm/node";
-import { type ElementType, elementTypeOf, fileError, type NumericArray, prod } from "./util.ts";
+import fs from "node:fs";
+import {
+  ELEMENT,
+  type ElementType,
+  elementTypeOf,
+  fileError,
+  type NumericArray,
+  oneLine,
+  prod,
+} from "./util.ts";
 
 /** One dataset read from an HDF5 file. */
 export interface Hdf5Array {
@@ -103,14 +122,144 @@ function dtypeOf(meta: { type: number; size: number; signed: boolean }): Element
   return null;
 }
 
+/** The parts of h5wasm's Emscripten module the reader calls (its `ready` resolves to it). */
+interface H5Module {
+  get_dataset_data(
+    fileId: bigint,
+    path: string,
+    count: null,
+    offset: null,
+    strides: null,
+    ptr: bigint,
+  ): number;
+  _malloc(n: number): number;
+  _free(ptr: number): void;
+  HEAPU8: Uint8Array;
+}
+
 let ready: Promise<unknown> | null = null;
 
-/** Read the named datasets of an HDF5 file (all of them must exist). */
+/**
+ * Run `fn` (synchronous libhdf5 work) with writes to fd 2 through `node:fs` captured instead of
+ * printed; returns its result or error and the captured text. When `node:fs` cannot be patched,
+ * nothing is captured (the trace is printed) and the caller still sees libhdf5's status.
+ */
+function captureHdf5Diagnostics<T>(
+  fn: () => T,
+): { value?: T; error?: unknown; diag: string } {
+  const nodeFs = fs as unknown as { writeSync: (...a: unknown[]) => number };
+  const original = nodeFs.writeSync;
+  const chunks: string[] = [];
+  const dec = new TextDecoder();
+  const capture = (...a: unknown[]): number => {
+    const [fd, buf, off, len] = a;
+    if (fd !== 2) return original.apply(fs, a);
+    if (typeof buf === "string") {
+      chunks.push(buf);
+      return buf.length;
+    }
+    if (ArrayBuffer.isView(buf)) {
+      const b = new Uint8Array(buf.buffer, buf.byteOffset, buf.byteLength);
+      const o = typeof off === "number" ? off : 0;
+      const n = typeof len === "number" ? len : b.length - o;
+      chunks.push(dec.decode(b.subarray(o, o + n)));
+      return n;
+    }
+    return original.apply(fs, a);
+  };
+  let patched = false;
+  try {
+    nodeFs.writeSync = capture;
+    patched = nodeFs.writeSync === capture;
+  } catch {
+    patched = false;
+  }
+  try {
+    return { value: fn(), diag: chunks.join("") };
+  } catch (e) {
+    return { error: e, diag: chunks.join("") };
+  } finally {
+    if (patched) nodeFs.writeSync = original;
+  }
+}
+
+/**
+ * One-line summary of an `HDF5-DIAG` trace: the first (API) and the last (innermost) frame as
+ * `function(): description`; "" when the text holds no frame.
+ */
+function summarizeHdf5Diagnostics(diag: string): string {
+  const frames = [...diag.matchAll(/#\d+: .*? in ([A-Za-z0-9_]+\(\)): ([^\n]*)/g)].map((m) =>
+    `${m[1]}: ${m[2]!.trim()}`
+  );
+  if (frames.length === 0) return diag.includes("HDF5-DIAG") ? "libhdf5 reported an error" : "";
+  const first = frames[0]!, last = frames[frames.length - 1]!;
+  return frames.length === 1 ? first : `${first}; ${last}`;
+}
+
+function readDataset(
+  m: H5Module,
+  fileId: bigint,
+  path: string,
+  name: string,
+  h5path: string,
+  dtype: ElementType,
+  count: number,
+): NumericArray {
+  const { bytes, ctor } = ELEMENT[dtype];
+  const nbytes = count * bytes;
+  const ptr = m._malloc(Math.max(nbytes, 1));
+  if (ptr === 0) {
+    throw fileError(path, `cannot read '${name}': out of memory for ${nbytes} bytes`);
+  }
+  try {
+    const status = m.get_dataset_data(fileId, h5path, null, null, null, BigInt(ptr));
+    if (status < 0) {
+      throw fileError(
+        path,
+        `cannot read the data of '${name}' (H5Dread failed: a corrupt chunk or a filter that does not decode)`,
+      );
+    }
+    const out = new ctor(count);
+    new Uint8Array(out.buffer).set(m.HEAPU8.subarray(ptr, ptr + nbytes));
+    return out;
+  } finally {
+    m._free(ptr);
+  }
+}
+
+/**
+ * Read the named datasets of an HDF5 file (all of them must exist). Every failure is one line
+ * naming the file: missing, foreign, truncated, corrupt structure or a data chunk that does not
+ * decode (with libhdf5's trace summarised, not printed).
+ */
 export async function readHdf5(path: string, names: string[]): Promise<Record<string, Hdf5Array>> {
   await checkHdf5File(path);
   ready ??= h5wasm.ready;
-  await ready;
-  const f = new h5wasm.File(path, "r");
+  const m = (await ready) as H5Module;
+  const r = captureHdf5Diagnostics(() => readOpen(m, path, names));
+  const why = summarizeHdf5Diagnostics(r.diag);
+  if (r.error !== undefined) {
+    const msg = r.error instanceof Error ? r.error.message : String(r.error);
+    const named = msg.startsWith(`${path}: `) ? msg : `${path}: ${msg}`;
+    throw new Error(oneLine(`${named}${why ? ` [libhdf5: ${why}]` : ""}`));
+  }
+  if (why !== "") {
+    // libhdf5 reported an error that h5wasm did not pass on: the values cannot be trusted.
+    throw fileError(path, `libhdf5 error while reading ${names.join(", ")} (${why})`);
+  }
+  return r.value!;
+}
+
+function readOpen(m: H5Module, path: string, names: string[]): Record<string, Hdf5Array> {
+  let f: InstanceType<typeof h5wasm.File>;
+  try {
+    f = new h5wasm.File(path, "r");
+  } catch (e) {
+    throw fileError(
+      path,
+      `libhdf5 could not open the file (${e instanceof Error ? e.message : e})`,
+    );
+  }
   if (typeof f.file_id !== "bigint" || f.file_id < 0n) {
     throw fileError(path, "libhdf5 could not open the file (corrupt HDF5 structure)");
   }
@@ -130,7 +279,15 @@ export async function readHdf5(path: string, names: string[]): Promise<Record<st
         } catch { /* keys unreadable */ }
         throw fileError(path, `no dataset '${name}' (has: ${keys || "nothing readable"})`);
       }
-      const meta = ds.metadata;
+      let meta;
+      try {
+        meta = ds.metadata;
+      } catch (e) {
+        throw fileError(
+          path,
+          `cannot read the metadata of '${name}' (${e instanceof Error ? e.message : e})`,
+        );
+      }
       const dtype = dtypeOf(meta);
       if (dtype === null) {
         throw fileError(
@@ -139,29 +296,7 @@ export async function readHdf5(path: string, names: string[]): Promise<Record<st
         );
       }
       const shape = ds.shape ?? [];
-      let value: unknown;
-      try {
-        value = ds.value;
-      } catch (e) {
-        throw fileError(
-          path,
-          `cannot read data of '${name}' (corrupt chunk or filter: ${
-            e instanceof Error ? e.message : String(e)
-          })`,
-        );
-      }
-      if (!ArrayBuffer.isView(value) || value instanceof DataView) {
-        throw fileError(path, `dataset '${name}' did not read as a numeric array`);
-      }
-      const data = value as NumericArray;
-      if (data.length !== prod(shape)) {
-        throw fileError(
-          path,
-          `dataset '${name}' has ${data.length} values, its shape ${shape.join("x")} says ${
-            prod(shape)
-          }`,
-        );
-      }
+      const data = readDataset(m, f.file_id, path, name, ds.path, dtype, prod(shape));
       out[name] = { data, shape, dtype };
     }
     return out;

@@ -48,7 +48,11 @@ export function isGzip(b: Uint8Array): boolean {
   return b.length >= 2 && b[0] === 0x1f && b[1] === 0x8b;
 }
 
-/** Gunzip; throws one line naming the file when the stream is truncated or corrupt. */
+/**
+ * Gunzip; throws one line naming the file when the stream is truncated or corrupt. zlib checks
+ * the gzip trailer (CRC-32 and length of the decoded data), so a changed byte anywhere in the
+ * compressed stream is caught here, not passed on as wrong voxels.
+ */
 export function gunzipOrThrow(path: string, b: Uint8Array): Uint8Array {
   try {
     const out = gunzipSync(b);

@@ -34,6 +34,7 @@ import * as tf from "@tensorflow/tfjs-core";
 import "./gradients.ts";
 import type { Rng } from "./rng.ts";
 import type { StoredTensor } from "../types.ts";
+import type { LrSchedule } from "./training.ts";
 import { assignStored, getStored, storeTensor } from "./state.ts";
 import { fusedNormAct, hasFusedNormAct } from "./native/norm.ts";
 
@@ -479,6 +480,14 @@ export function masslAttentionLoss(
  */
 export function masslLr(base: number, iteration: number, stepSize = 500, gamma = 0.5): number {
   return base * Math.pow(gamma, Math.floor((iteration + 1) / stepSize));
+}
+
+/**
+ * {@link masslLr} of `base` as a schedule (for `MethodBase.optimizer`), counting iterations
+ * from `start` (the first iteration of a training phase).
+ */
+export function masslSchedule(base: number, stepSize: number, gamma: number, start = 0): LrSchedule {
+  return (iteration) => masslLr(base, iteration - start, stepSize, gamma);
 }
 
 /** `[1 - p, p]` on the last axis: the two-class probabilities of a sigmoid foreground map. */

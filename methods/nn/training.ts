@@ -1,25 +1,28 @@
 /**
- * Small helpers shared by the V-Net methods: batch concatenation/splitting as the reference
- * scripts do it (`volume_batch = cat(labeled, unlabeled)`, `outputs[:labeled_bs]`), the SGD +
- * step-decay set-up of the LA scripts, and reading scalar losses back (UA-MT
- * `train_LA_meanteacher_certainty_unlabel.py`, DTC `train_la_dtc.py`).
+ * Small helpers shared by the methods: batch concatenation/splitting as the reference scripts do
+ * it (`volume_batch = cat(labeled, unlabeled)`, `outputs[:labeled_bs]`), the SGD + step-decay
+ * set-up of the LA scripts and its defaults, and reading scalar losses back (UA-MT
+ * `train_LA_meanteacher_certainty_unlabel.py`, DTC `train_la_dtc.py`). The method base that uses
+ * them is `method_base.ts`.
  * @module
  */
 import * as tf from "@tensorflow/tfjs-core";
-import type {
-  BuildContext,
-  Method,
-  MethodState,
-  StepInfo,
-  StepLosses,
-  StoredTensor,
-  TrainBatch,
-} from "../types.ts";
-import { type Optimizer, polyLr, Sgd, stepLr } from "./optim.ts";
-import { Rng } from "./rng.ts";
-import { segHeads, VNet } from "./vnet.ts";
+import type { StepLosses, StoredTensor, TrainBatch } from "../types.ts";
+import { type NamedVariables, polyLr, Sgd, stepLr } from "./optim.ts";
 
-/** The LA protocol's optimisation hyper-parameters (spec methods.md §2.2). */
+/** A learning-rate schedule: the LR used by 0-based `iteration` of a `totalIterations` run. */
+export type LrSchedule = (iteration: number, totalIterations: number) => number;
+
+/** The LR policies of {@link SgdHp}. */
+export const LR_POLICIES = ["step", "poly"] as const;
+/** One of {@link LR_POLICIES}. */
+export type LrPolicy = typeof LR_POLICIES[number];
+
+/**
+ * SGD hyper-parameters of the V-Net methods: the LA scripts' `optim.SGD(lr, momentum,
+ * weight_decay)` with step decay (UA-MT `train_LA_meanteacher_certainty_unlabel.py`, DTC
+ * `train_la_dtc.py`), or the poly decay of the SSL4MIS 3D scripts (BraTS protocol).
+ */
 export type SgdHp = {
   lr: number;
   lrStep: number;
@@ -31,11 +34,14 @@ export type SgdHp = {
    * (SSL4MIS 3D scripts, `train_*_3D.py`). A constant LR (the UG-MCL BraTS script) is "step"
    * with `lrStep` >= the iteration count.
    */
-  lrPolicy: string;
+  lrPolicy: LrPolicy;
 };
 
-/** Defaults of {@link SgdHp}: SGD 0.01, momentum 0.9, wd 1e-4, x0.1 every 2500 iterations. */
-export const LA_SGD: SgdHp = {
+/**
+ * Defaults of {@link SgdHp}: SGD 0.01, momentum 0.9, wd 1e-4, x0.1 every 2500 iterations (the
+ * LA scripts' set-up; benchmarks on other data override it by name, e.g. `lrPolicy: "poly"`).
+ */
+export const SGD_DEFAULTS: SgdHp = {
   lr: 0.01,
   lrStep: 2500,
   lrGamma: 0.1,
@@ -44,24 +50,35 @@ export const LA_SGD: SgdHp = {
   lrPolicy: "step",
 };
 
-/** `torch.optim.SGD(model.parameters(), lr, momentum, weight_decay)` over `net`'s parameters. */
-export function laSgd(net: VNet, hp: SgdHp): Sgd {
-  checkLrPolicy("sgd", hp.lrPolicy);
-  return new Sgd(net.params, { momentum: hp.momentum, weightDecay: hp.weightDecay });
-}
+/** Declared choices of {@link SgdHp}, for a definition's `choices`. */
+export const SGD_CHOICES = { lrPolicy: LR_POLICIES } as const;
 
-/** Throw one line when `lrPolicy` is not a known value. */
-export function checkLrPolicy(id: string, p: string): void {
-  if (p !== "step" && p !== "poly") {
-    throw new Error(`${id}: lrPolicy must be "step" or "poly", got ${JSON.stringify(p)}`);
-  }
+/** `torch.optim.SGD(params, lr, momentum, weight_decay)`. */
+export function sgdOptimizer(params: NamedVariables, hp: SgdHp): Sgd {
+  return new Sgd(params, { momentum: hp.momentum, weightDecay: hp.weightDecay });
 }
 
 /** LR used by 0-based iteration `iteration` under the policy of {@link SgdHp}. */
-export function laLr(hp: SgdHp, iteration: number, totalIterations: number): number {
+export function sgdLr(hp: SgdHp, iteration: number, totalIterations: number): number {
   if (hp.lrPolicy === "poly") return polyLr(hp.lr, iteration, totalIterations, 0.9);
   return stepLr(hp.lr, iteration, hp.lrStep, hp.lrGamma);
 }
+
+/** {@link sgdLr} as a schedule (for `MethodBase.optimizer`). */
+export function sgdSchedule(hp: SgdHp): LrSchedule {
+  return (iteration, totalIterations) => sgdLr(hp, iteration, totalIterations);
+}
+
+/** Hyper-parameters every V-Net method has: width, dropout and the SGD set-up. */
+export type VNetHp = SgdHp & {
+  /** V-Net base width (`n_filters`). */
+  nFilters: number;
+  /** Dropout3d probability on x5 and x9. */
+  dropout: number;
+};
+
+/** Defaults of {@link VNetHp}: `n_filters` 16, dropout 0.5, {@link SGD_DEFAULTS}. */
+export const VNET_DEFAULTS: VNetHp = { nFilters: 16, dropout: 0.5, ...SGD_DEFAULTS };
 
 /** `cat([labeled, unlabeled])` along the batch axis (a new tensor; the caller disposes it). */
 export function fullBatch(batch: TrainBatch): tf.Tensor5D {
@@ -149,96 +166,4 @@ export function unprefixed(
   const out: Record<string, StoredTensor> = {};
   for (const [k, v] of Object.entries(r)) if (k.startsWith(prefix)) out[k.slice(prefix.length)] = v;
   return out;
-}
-
-/**
- * An optimizer's state as method-state entries: its tensors under `${name}.`, its scalars under
- * `extra[name]` (the checkpoint layout every method uses).
- */
-export function optimizerEntries(name: string, opt: Optimizer): MethodState {
-  const o = opt.state();
-  return { tensors: prefixed(`${name}.`, o.tensors), extra: { [name]: o.extra } };
-}
-
-/** Inverse of {@link optimizerEntries}. */
-export function restoreOptimizer(s: MethodState, name: string, opt: Optimizer): void {
-  opt.restore({
-    tensors: unprefixed(`${name}.`, s.tensors),
-    extra: (s.extra[name] ?? {}) as Record<string, number>,
-  });
-}
-
-/** Snapshot of a student (+ optional teacher) and its optimizer. */
-export function snapshot(student: VNet, opt: Optimizer, teacher?: VNet): MethodState {
-  const o = optimizerEntries("optim", opt);
-  return {
-    tensors: {
-      ...student.state("student."),
-      ...(teacher ? teacher.state("teacher.") : {}),
-      ...o.tensors,
-    },
-    extra: o.extra,
-  };
-}
-
-/** Inverse of {@link snapshot}. */
-export function restoreSnapshot(
-  s: MethodState,
-  student: VNet,
-  opt: Optimizer,
-  teacher?: VNet,
-): void {
-  student.restore(s.tensors, "student.");
-  teacher?.restore(s.tensors, "teacher.");
-  restoreOptimizer(s, "optim", opt);
-}
-
-/** Hyper-parameters every {@link SingleVNetMethod} has. */
-export type SingleVNetHp = SgdHp & {
-  /** V-Net base width (`n_filters`). */
-  nFilters: number;
-  /** Dropout3d probability on x5 and x9. */
-  dropout: number;
-};
-
-/**
- * Base of methods that train one segmentation V-Net with the LA SGD set-up (USB's
- * AlgorithmBase pattern: a subclass overrides the train-step hook only). It builds the network
- * from `ctx.initSeed`, and implements `predict` (softmax in eval mode), `state`/`restore`
- * (weights, BN statistics, optimizer buffers) and `dispose`.
- */
-export abstract class SingleVNetMethod<H extends SingleVNetHp> implements Method {
-  protected readonly net: VNet;
-  protected readonly opt: Sgd;
-
-  constructor(protected readonly hp: H, ctx: BuildContext) {
-    this.net = new VNet({
-      inChannels: ctx.inChannels,
-      nFilters: hp.nFilters,
-      heads: segHeads(ctx.nClasses),
-      dropoutP: hp.dropout,
-    }, new Rng(ctx.initSeed));
-    this.opt = laSgd(this.net, hp);
-  }
-
-  abstract trainStep(batch: TrainBatch, step: StepInfo): Promise<StepLosses>;
-
-  predict(patch: tf.Tensor5D): tf.Tensor5D {
-    return tf.tidy(() =>
-      tf.softmax(this.net.forward(patch, { training: false })[0]!, -1) as tf.Tensor5D
-    );
-  }
-
-  state(): MethodState {
-    return snapshot(this.net, this.opt);
-  }
-
-  restore(s: MethodState): void {
-    restoreSnapshot(s, this.net, this.opt);
-  }
-
-  dispose(): void {
-    this.net.dispose();
-    this.opt.dispose();
-  }
 }

@@ -33,7 +33,7 @@ const SYMBOLS = {
       "i32",
       "buffer",
       "buffer",
-      "pointer",
+      "buffer",
       "buffer",
       "buffer",
       "buffer",
@@ -94,6 +94,32 @@ const SYMBOLS = {
   dnnl_memory_create: { parameters: ["buffer", "buffer", "pointer", "pointer"], result: "i32" },
   dnnl_memory_set_data_handle: { parameters: ["pointer", "buffer"], result: "i32" },
   dnnl_memory_destroy: { parameters: ["pointer"], result: "i32" },
+  dnnl_deconvolution_forward_desc_init: {
+    parameters: [
+      "buffer",
+      "i32",
+      "i32",
+      "buffer",
+      "buffer",
+      "buffer",
+      "buffer",
+      "buffer",
+      "buffer",
+      "buffer",
+    ],
+    result: "i32",
+  },
+  dnnl_primitive_attr_create: { parameters: ["buffer"], result: "i32" },
+  dnnl_primitive_attr_destroy: { parameters: ["pointer"], result: "i32" },
+  dnnl_primitive_attr_set_post_ops: { parameters: ["pointer", "pointer"], result: "i32" },
+  dnnl_post_ops_create: { parameters: ["buffer"], result: "i32" },
+  dnnl_post_ops_destroy: { parameters: ["pointer"], result: "i32" },
+  dnnl_post_ops_append_eltwise: {
+    parameters: ["pointer", "f32", "i32", "f32", "f32"],
+    result: "i32",
+  },
+  dnnl_post_ops_append_binary: { parameters: ["pointer", "i32", "buffer"], result: "i32" },
+  dnnl_post_ops_append_sum: { parameters: ["pointer", "f32"], result: "i32" },
 } as const satisfies Deno.ForeignLibraryInterface;
 
 type Lib = Deno.DynamicLibrary<typeof SYMBOLS>["symbols"];
@@ -128,6 +154,22 @@ export function dimsOf(values: readonly number[]): BigInt64Array<ArrayBuffer> {
   const d = new BigInt64Array(ABI.DNNL_MAX_NDIMS);
   values.forEach((v, i) => d[i] = BigInt(v));
   return d;
+}
+
+/**
+ * One post-op of a primitive (oneDNN attributes), applied in order to its result: `relu`
+ * (eltwise ReLU), `add` (binary add of a tensor of descriptor `md`, passed at execution as
+ * `DNNL_ARG_ATTR_MULTIPLE_POST_OP(index) | DNNL_ARG_SRC_1`), `sum` (`dst = result + scale *
+ * previous dst`).
+ */
+export type PostOp =
+  | { kind: "relu" }
+  | { kind: "add"; md: MemDesc }
+  | { kind: "sum"; scale?: number };
+
+/** Execution argument id of the second input of binary post-op number `index`. */
+export function postOpSrc1Arg(index: number): number {
+  return ABI.DNNL_ARG_ATTR_MULTIPLE_POST_OP_BASE * (index + 1) | ABI.DNNL_ARG_SRC_1;
 }
 
 /** An opened oneDNN library with one CPU engine and one stream. */
@@ -258,24 +300,33 @@ export class Dnnl {
   /**
    * Like {@link primitive}, for an op whose memory descriptors may be `format_tag_any`: oneDNN
    * chooses the layouts (e.g. blocked nCdhw8c for its direct jit kernels). `args` pairs each
-   * execution argument with the `dnnl_query_*_md` that returns its chosen descriptor. Returns
-   * the primitive (buffers in the chosen layouts), those descriptors and the implementation
-   * name (e.g. "jit:avx2", "gemm:jit", "ref:any").
+   * execution argument with the `dnnl_query_*_md` that returns its chosen descriptor (or with
+   * a known descriptor, e.g. a binary post-op's input). `postOps` become the primitive's
+   * attributes (see {@link PostOp}). Returns the primitive (buffers in the chosen layouts),
+   * those descriptors and the implementation name (e.g. "jit:avx2", "gemm:jit", "ref:any").
    */
   primitiveChosen(
     op: Uint8Array<ArrayBuffer>,
-    args: ReadonlyArray<readonly [number, number]>,
+    args: ReadonlyArray<readonly [number, number | MemDesc]>,
     hint: Deno.PointerObject | null = null,
+    postOps: readonly PostOp[] = [],
   ): { prim: Primitive; mds: MemDesc[]; impl: string } {
     const out = new BigUint64Array(1);
-    check(
-      "primitive_desc_create",
-      this.sym.dnnl_primitive_desc_create(out, op, null, this.engine, hint),
-    );
+    const attr = postOps.length > 0 ? this.#attr(postOps) : null;
+    try {
+      check(
+        "primitive_desc_create",
+        this.sym.dnnl_primitive_desc_create(out, op, attr, this.engine, hint),
+      );
+    } finally {
+      if (attr) this.sym.dnnl_primitive_attr_destroy(attr);
+    }
     const pd = readPtr(out);
     let mds: MemDesc[], impl: string;
     try {
       mds = args.map(([, what]) => {
+        // A known descriptor (e.g. a post-op's second input) is taken as it is.
+        if (typeof what !== "number") return what;
         const ptr = this.sym.dnnl_primitive_desc_query_md(pd, what, 0);
         if (ptr === null) throw new DnnlError(`primitive_desc_query_md(${what})`, 3);
         const md = new Uint8Array(ABI.sizeof_dnnl_memory_desc_t);
@@ -295,6 +346,41 @@ export class Dnnl {
     const p = this.#finish(pd, args.map(([a], i) => [a, mds[i]!] as const));
     if (hint) p.owns(hint);
     return { prim: p, mds, impl };
+  }
+
+  /** Primitive attributes carrying `postOps` (the caller destroys them). */
+  #attr(postOps: readonly PostOp[]): Deno.PointerObject {
+    const out = new BigUint64Array(1);
+    check("post_ops_create", this.sym.dnnl_post_ops_create(out));
+    const po = readPtr(out);
+    try {
+      for (const p of postOps) {
+        if (p.kind === "relu") {
+          check(
+            "post_ops_append_eltwise",
+            this.sym.dnnl_post_ops_append_eltwise(po, 1, ABI.dnnl_eltwise_relu, 0, 0),
+          );
+        } else if (p.kind === "add") {
+          check(
+            "post_ops_append_binary",
+            this.sym.dnnl_post_ops_append_binary(po, ABI.dnnl_binary_add, p.md),
+          );
+        } else {
+          check("post_ops_append_sum", this.sym.dnnl_post_ops_append_sum(po, p.scale ?? 1));
+        }
+      }
+      check("primitive_attr_create", this.sym.dnnl_primitive_attr_create(out));
+      const attr = readPtr(out);
+      const st = this.sym.dnnl_primitive_attr_set_post_ops(attr, po);
+      if (st !== ABI.dnnl_success) {
+        this.sym.dnnl_primitive_attr_destroy(attr);
+        check("primitive_attr_set_post_ops", st);
+      }
+      return attr;
+    } finally {
+      // The attributes keep their own copy of the post-ops.
+      this.sym.dnnl_post_ops_destroy(po);
+    }
   }
 
   /** Bytes a buffer of memory descriptor `md` needs (blocked layouts may pad). */
@@ -322,13 +408,21 @@ export class Dnnl {
     this.sym.dnnl_primitive_desc_destroy(pd);
   }
 
-  /** A reorder (copy between layouts) from `src` to `dst`; exec buffers: [src, dst]. */
-  reorder(src: MemDesc, dst: MemDesc): Primitive {
+  /**
+   * A reorder (copy between layouts) from `src` to `dst`; exec buffers: [src, dst]. With a
+   * `sum` post-op it accumulates: `dst = src + scale * dst`.
+   */
+  reorder(src: MemDesc, dst: MemDesc, postOps: readonly PostOp[] = []): Primitive {
     const out = new BigUint64Array(1);
-    check(
-      "reorder_primitive_desc_create",
-      this.sym.dnnl_reorder_primitive_desc_create(out, src, this.engine, dst, this.engine, null),
-    );
+    const attr = postOps.length > 0 ? this.#attr(postOps) : null;
+    try {
+      check(
+        "reorder_primitive_desc_create",
+        this.sym.dnnl_reorder_primitive_desc_create(out, src, this.engine, dst, this.engine, attr),
+      );
+    } finally {
+      if (attr) this.sym.dnnl_primitive_attr_destroy(attr);
+    }
     return this.#finish(readPtr(out), [[ABI.DNNL_ARG_SRC, src], [ABI.DNNL_ARG_DST, dst]]);
   }
 

@@ -27,7 +27,7 @@ int main(void) {
   C(dnnl_f32); C(dnnl_cpu); C(dnnl_stream_default_flags);
   C(DNNL_MAX_NDIMS);
   C(dnnl_format_tag_any); C(dnnl_a); C(dnnl_ab); C(dnnl_abc); C(dnnl_abcd); C(dnnl_abcde);
-  C(dnnl_ndhwc); C(dnnl_dhwio);
+  C(dnnl_ndhwc); C(dnnl_dhwio); C(dnnl_ncdhw);
   C(dnnl_forward_training); C(dnnl_forward_inference); C(dnnl_backward);
   C(dnnl_backward_data); C(dnnl_backward_weights);
   C(dnnl_convolution_direct); C(dnnl_convolution_auto);
@@ -42,7 +42,7 @@ int main(void) {
   C(DNNL_ARG_MEAN); C(DNNL_ARG_VARIANCE); C(DNNL_ARG_SCALE); C(DNNL_ARG_SHIFT);
   C(DNNL_ARG_WORKSPACE); C(DNNL_ARG_SCRATCHPAD);
   C(DNNL_ARG_DIFF_SRC); C(DNNL_ARG_DIFF_DST); C(DNNL_ARG_DIFF_WEIGHTS); C(DNNL_ARG_DIFF_BIAS);
-  C(DNNL_ARG_DIFF_SCALE); C(DNNL_ARG_DIFF_SHIFT);
+  C(DNNL_ARG_DIFF_SCALE); C(DNNL_ARG_DIFF_SHIFT); C(DNNL_ARG_ATTR_MULTIPLE_POST_OP_BASE);
   C(dnnl_query_src_md); C(dnnl_query_diff_src_md); C(dnnl_query_weights_md);
   C(dnnl_query_diff_weights_md); C(dnnl_query_dst_md); C(dnnl_query_diff_dst_md);
   C(dnnl_query_workspace_md); C(dnnl_query_scratchpad_md); C(dnnl_query_exec_arg_md);

@@ -181,6 +181,14 @@ export function nativeStatus(): NativeStatus | null {
   return status;
 }
 
+/**
+ * The opened oneDNN library while the native kernels are installed (for whole-network plans
+ * such as the fused inference forward of `infer.ts`), else null.
+ */
+export function nativeLibrary(): Dnnl | null {
+  return status?.active ? dnnl : null;
+}
+
 /** The original JS kernel that a native kernel replaced (for tests and comparisons). */
 export function jsKernel(name: string): tf.KernelConfig | undefined {
   return originals.get(name);
