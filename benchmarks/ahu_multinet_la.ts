@@ -1,6 +1,7 @@
 /**
  * AHU-MultiNet (Liu et al., Computers in Biology and Medicine 2022) on LA, 8 and 16 labeled,
- * with the shared UA-MT/DTC protocol (spec methods.md §2, §9): 6000 iterations, batch 2 + 2,
+ * with the shared UA-MT/DTC protocol (UA-MT `train_LA_meanteacher_certainty_unlabel.py`, DTC
+ * `train_la_dtc.py`, `test_LA.py`): 6000 iterations, batch 2 + 2,
  * patch 112x112x80, SGD 0.01 x0.1 every 2500, DTC's test (stride 18/4, LCC, voxel units).
  *
  * The method is RECONSTRUCTED from the abstract (methods/ahu_multinet.ts); the paper's tables

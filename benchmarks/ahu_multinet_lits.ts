@@ -1,6 +1,6 @@
 /**
  * AHU-MultiNet (Liu et al., Computers in Biology and Medicine 2022) on LiTS 2017. The paper's
- * LiTS protocol is unknown (spec methods.md §9, §11, §14 item 6): everything here is a
+ * LiTS protocol is unknown (only the abstract could be found; no code): everything here is a
  * documented project default [I], not the paper's — the project's 100 train / 31 test split
  * (datasets/splits/lits.json), the LIVER as a binary target (the method is binary), HU window
  * [-160, 240] + z-score, crop to the liver bounding box with a 10-voxel margin, 10 and 20

@@ -2,7 +2,7 @@
  * LA baselines (UA-MT / DTC protocol): supervised V-Net, Mean Teacher, UA-MT and DTC at 8 and
  * 16 labeled scans, scored as DTC's test script does (stride 18/4, largest connected
  * component, voxel units). Paper numbers: DTC README tables (UA-MT, DTC at 8 and 16 labeled)
- * and UG-MCL Table 3 (supervised, MT at 16 labeled), per ../shared/spec/methods.md sections 7.3, 8.
+ * and UG-MCL Table 3 (supervised, MT at 16 labeled; arXiv 2112.02508v2), quoted verbatim.
  * @module
  */
 import { LA_COLUMNS, LA_PROTOCOL } from "./harness/spec.ts";

@@ -1,7 +1,9 @@
 /**
  * MASSL Table 1 (Chen et al., MICCAI 2019, arXiv 1907.12303): BraTS 2018 HGG, FLAIR only,
  * binary whole tumour, 20 (100) / 50 (70) / 120 (120) labeled (unlabeled) scans, Dice averaged
- * over 5 Monte-Carlo cross-validation folds (spec methods.md §1.1, §1.4, §1.5).
+ * over 5 Monte-Carlo cross-validation folds (paper Sec. 3 and Table 1; schedule from the official
+ * code ShuaiChenBIGR/MASSL-segmentation-framework `Network_training_SSL_epoch_attention_BraTS18.py`,
+ * `Sequence_BraTS18_epoch_attention.py`).
  *
  * Folds are dataset SPLITS ("fold1".."fold5" of `datasets/brats.ts` `brats18`), declared as
  * `dataset.folds`: every row and setting runs once per fold (seed 1; the fold itself is what the
@@ -118,7 +120,7 @@ export function masslReported(
   return out;
 }
 
-/** Table 1 verbatim (seed 003; "*": significantly better than CNN, p < 0.05). */
+/** Table 1 verbatim (arXiv 1907.12303; "*": significantly better than CNN, p < 0.05). */
 export const MASSL_TABLE1_REPORTED: ReportedRow[] = masslReported(
   [[20, 100], [50, 70], [120, 120]],
   [
@@ -156,7 +158,7 @@ export const MASSL_PROTOCOL: Pick<
 };
 
 /** Table 1: every row x setting on each of the 5 folds; table cells are means over folds. */
-export const MASSL_TABLE1_BRATS18: BenchmarkSpec = {
+export const masslTable1Brats18: BenchmarkSpec = {
   id: "massl_table1_brats18",
   title: "MASSL Table 1: BraTS 2018 HGG (FLAIR, whole tumour), 5 Monte-Carlo folds",
   dataset: { id: "brats18", folds: MASSL_FOLDS.map((k) => `fold${k}`) },

@@ -1,7 +1,7 @@
 /**
  * MASSL Table 2 (Chen et al., MICCAI 2019, arXiv 1907.12303): WMH 2017, 60 FLAIR scans from
  * 3 sites, 30 train / 10 val / 20 test site-balanced Monte-Carlo folds, 10 (20) / 20 (10) /
- * 30 (30) labeled (unlabeled), Dice averaged over 5 folds (spec methods.md §1.1, §1.5, §11).
+ * 30 (30) labeled (unlabeled), Dice averaged over 5 folds (paper Sec. 3 and Table 2).
  *
  * Same modelling as `massl_table1_brats18.ts`: the five folds (`datasets/wmh.ts` splits
  * "fold1".."fold5") are `dataset.folds`, and cells are means over them; the "30 (30)" column reconstructs the labeled images. The
@@ -19,9 +19,10 @@ import {
 } from "./massl_table1_brats18.ts";
 
 /**
- * The paper's Dice column, then the other metrics its evaluation names (WMH challenge code:
- * AVD, lesion recall, lesion F1), which it computed but did not print:
- * ours only, shown without a paper value. (Spec methods.md, MASSL "Evaluation".)
+ * The paper's Dice column, then the other metrics its evaluation code names (WMH challenge
+ * names: AVD, lesion recall, lesion F1; ShuaiChenBIGR/MASSL-segmentation-framework
+ * `module/evaluation_voxel.py`), which it computed but did not print: ours only, shown without a
+ * paper value.
  */
 export const WMH_COLUMNS: TableColumn[] = [
   ...MASSL_COLUMNS,
@@ -30,7 +31,7 @@ export const WMH_COLUMNS: TableColumn[] = [
   { metric: "lesionF1", header: "F1", scale: 1, decimals: 4, higherIsBetter: true },
 ];
 
-/** Table 2 verbatim (seed 003; "*": significantly better than CNN, p < 0.05). */
+/** Table 2 verbatim (arXiv 1907.12303; "*": significantly better than CNN, p < 0.05). */
 export const MASSL_TABLE2_REPORTED: ReportedRow[] = masslReported([[10, 20], [20, 10], [30, 30]], [
   ["cnn", [0.6030, 0.6762, 0.6915], ["", "", ""]],
   ["pretrain-dec", [0.6088, 0.6252, 0.6439], ["", "", ""]],
@@ -44,7 +45,7 @@ export const MASSL_TABLE2_REPORTED: ReportedRow[] = masslReported([[10, 20], [20
 ]);
 
 /** Table 2: every row x setting on each of the 5 folds; table cells are means over folds. */
-export const MASSL_TABLE2_WMH17: BenchmarkSpec = {
+export const masslTable2Wmh17: BenchmarkSpec = {
   id: "massl_table2_wmh17",
   title: "MASSL Table 2: WMH 2017 (FLAIR), 5 Monte-Carlo folds",
   dataset: { id: "wmh", folds: MASSL_FOLDS.map((k) => `fold${k}`) },

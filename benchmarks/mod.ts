@@ -6,8 +6,8 @@ import type { BenchmarkSpec } from "./harness/spec.ts";
 import { synthetic } from "./synthetic.ts";
 import { laBaselines } from "./la_baselines.ts";
 import { uaCotrainingLa } from "./ua_cotraining_la.ts";
-import { MASSL_TABLE1_BRATS18 } from "./massl_table1_brats18.ts";
-import { MASSL_TABLE2_WMH17 } from "./massl_table2_wmh17.ts";
+import { masslTable1Brats18 } from "./massl_table1_brats18.ts";
+import { masslTable2Wmh17 } from "./massl_table2_wmh17.ts";
 import { ugMclTable3La } from "./ug_mcl_table3_la.ts";
 import { ugMclTable4Brats19 } from "./ug_mcl_table4_brats19.ts";
 import { ugMclTable1AblationLa } from "./ug_mcl_table1_ablation_la.ts";
@@ -20,8 +20,8 @@ export const BENCHMARKS: readonly BenchmarkSpec[] = [
   synthetic,
   laBaselines,
   uaCotrainingLa,
-  MASSL_TABLE1_BRATS18,
-  MASSL_TABLE2_WMH17,
+  masslTable1Brats18,
+  masslTable2Wmh17,
   ugMclTable3La,
   ugMclTable4Brats19,
   ugMclTable1AblationLa,

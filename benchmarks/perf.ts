@@ -20,6 +20,13 @@
  * `--compare FILE` (losses of an earlier `--json` run, e.g. cpu computed here and carried to
  * a GPU machine: same seeds and steps, so the curves must agree)
  * `--threads N` (oneDNN and PyTorch threads; default $OMP_NUM_THREADS or 2).
+ * `--infer` (also in `--full`): the evaluator's inference forward at 112x112x80 (or
+ * `--infer-shape DxHxW`), batch 1 and the evaluator's batch (`EVAL_BATCH`): the fused native
+ * forward (`methods/nn/native/infer.ts`: BN folded, ReLU/skip-add post-ops, oneDNN layouts
+ * throughout) vs the unfused tfjs cpu + oneDNN path (`softmax(net.forward(x, eval))`) vs
+ * PyTorch `torch_vnet.py infer` (`no_grad`, eval mode), with the fused/unfused max probability
+ * difference, a per-primitive profile of the fused forward and its memory over the timed calls.
+ * `--infer-only` runs just that case.
  * Timings on a shared 2-core VM are noisy: compare medians only.
  * @module
  */
@@ -29,6 +36,9 @@ import { Rng } from "../methods/nn/rng.ts";
 import { VNet } from "../methods/nn/vnet.ts";
 import { ceDiceLoss } from "../methods/nn/losses.ts";
 import { disposeGrads, lossAndGrads, Sgd } from "../methods/nn/optim.ts";
+import { nativeLibrary } from "../methods/nn/native/install.ts";
+import { InferenceRunner, type InferStepTime } from "../methods/nn/native/infer.ts";
+import { EVAL_BATCH } from "./harness/evaluate.ts";
 
 const enc = new TextEncoder();
 function say(line: string): void {
@@ -59,6 +69,12 @@ export interface PerfOptions {
   compare: string | null;
   nFilters: number;
   threads: number;
+  /** Time the inference forward (fused native vs unfused tfjs vs PyTorch). */
+  infer: boolean;
+  /** Skip the training-step cases. */
+  inferOnly: boolean;
+  /** Window of the inference case (the LA evaluation patch by default). */
+  inferShape: [number, number, number];
 }
 
 /** Parse the flags listed in the module doc. */
@@ -79,6 +95,16 @@ export function parseArgs(args: string[]): PerfOptions {
     compare: null,
     nFilters: 16,
     threads: Number(Deno.env.get("OMP_NUM_THREADS") ?? 2) || 2,
+    infer: false,
+    inferOnly: false,
+    inferShape: [112, 112, 80],
+  };
+  const shapeOf = (flag: string, s: string): [number, number, number] => {
+    const d = s.split("x").map(Number);
+    if (d.length !== 3 || d.some((n) => !(n > 0 && n % 16 === 0))) {
+      throw new Error(`${flag}: '${s}' is not DxHxW with multiples of 16`);
+    }
+    return d as [number, number, number];
   };
   for (let i = 0; i < args.length; i++) {
     const a = args[i]!;
@@ -88,14 +114,11 @@ export function parseArgs(args: string[]): PerfOptions {
       return x;
     };
     if (a === "--shapes") {
-      o.shapes = v().split(",").map((s) => {
-        const d = s.split("x").map(Number);
-        if (d.length !== 3 || d.some((n) => !(n > 0 && n % 16 === 0))) {
-          throw new Error(`--shapes: '${s}' is not DxHxW with multiples of 16`);
-        }
-        return d as [number, number, number];
-      });
-    } else if (a === "--batch") o.batch = Number(v());
+      o.shapes = v().split(",").map((s) => shapeOf(a, s));
+    } else if (a === "--infer") o.infer = true;
+    else if (a === "--infer-only") o.infer = o.inferOnly = true;
+    else if (a === "--infer-shape") o.inferShape = shapeOf(a, v());
+    else if (a === "--batch") o.batch = Number(v());
     else if (a === "--runs") o.runs = Number(v());
     else if (a === "--warmup") o.warmup = Number(v());
     else if (a === "--nf") o.nFilters = Number(v());
@@ -119,7 +142,7 @@ export function parseArgs(args: string[]): PerfOptions {
         throw new Error(`--torch-device: '${d}' (expected cpu, cuda or auto)`);
       }
       o.torchDevice = d;
-    } else if (a === "--full") o.full = true;
+    } else if (a === "--full") o.full = o.infer = true;
     else if (a === "--no-profile") o.profile = false;
     else if (a === "--mem-steps") o.memSteps = Number(v());
     else if (a === "--json") o.json = v();
@@ -309,6 +332,7 @@ async function torchStep(
   o: PerfOptions,
   device: "cpu" | "cuda",
   tf32: "on" | "off",
+  mode: "step" | "infer" = "step",
 ): Promise<{ medianS: number; runsS: number[]; torch: string } | string> {
   // SEMISEG_TORCH_VNET: the comparator carried elsewhere (e.g. beside the offline executable
   // on a GPU machine, where ../shared is absent).
@@ -333,7 +357,7 @@ async function torchStep(
       return `${python}'s PyTorch sees no CUDA device`;
     }
   }
-  const args = [script, "step", "--patch", ...shape.map(String), "--batch", String(o.batch)];
+  const args = [script, mode, "--patch", ...shape.map(String), "--batch", String(o.batch)];
   args.push("--runs", String(o.runs), "--threads", String(o.threads), "--nf", String(o.nFilters));
   if (device === "cuda") args.push("--device", "cuda", "--tf32", tf32);
   try {
@@ -409,6 +433,173 @@ export function maxRelLossDiff(a: readonly number[], b: readonly number[]): numb
   return m;
 }
 
+/** Per-primitive times of one fused forward, summed by kind (and by layer for the top list). */
+function summarise(prof: InferStepTime[]): {
+  byKind: { kind: string; ms: number; n: number; impl: string }[];
+  bySteps: InferStepTime[];
+} {
+  const agg = new Map<string, { ms: number; n: number; impl: Set<string> }>();
+  for (const p of prof) {
+    const e = agg.get(p.kind) ?? { ms: 0, n: 0, impl: new Set<string>() };
+    e.ms += p.ms;
+    e.n++;
+    e.impl.add(p.impl);
+    agg.set(p.kind, e);
+  }
+  const byKind = [...agg].map(([kind, e]) => ({
+    kind,
+    ms: e.ms,
+    n: e.n,
+    impl: [...e.impl].join(","),
+  })).sort((a, b) => b.ms - a.ms);
+  return { byKind, bySteps: [...prof].sort((a, b) => b.ms - a.ms) };
+}
+
+/**
+ * The inference case: an eval-mode V-Net forward + softmax on `batch` windows of `shape`,
+ * fused native vs unfused tfjs cpu (+ oneDNN kernels) vs PyTorch CPU in the same run.
+ */
+async function inferCase(
+  shape: [number, number, number],
+  batch: number,
+  o: PerfOptions,
+): Promise<Record<string, unknown>> {
+  const fl = vnetStepFlops(shape, batch, o.nFilters).forward;
+  const label = `${shape.join("x")} batch ${batch}`;
+  say(`== V-Net inference ${label}: ${fmt(fl / 1e9, 2)} GFLOP (conv fwd)`);
+  const row: Record<string, unknown> = {
+    kind: "infer",
+    shape: [batch, ...shape, 1],
+    gflop: fl / 1e9,
+  };
+  await initBackend("cpu");
+  const d = nativeLibrary();
+  const rng = new Rng(1337);
+  const net = new VNet({ inChannels: 1, nFilters: o.nFilters }, rng);
+  // Non-trivial running statistics (as after training), so folding them is exercised.
+  for (const [k, v] of net.buffers) {
+    const var_ = k.endsWith("running_var");
+    v.assign(
+      tf.tensor(
+        rng.fillUniform(new Float32Array(v.size), var_ ? 0.5 : -0.2, var_ ? 2 : 0.2),
+        v.shape,
+      ),
+    );
+  }
+  const dims = [batch, ...shape, 1] as [number, number, number, number, number];
+  const x = rng.fillNormal(new Float32Array(dims.reduce((a, b) => a * b, 1)));
+  const timed = async (f: () => Float32Array | Promise<Float32Array>) => {
+    let out: Float32Array = new Float32Array(0);
+    for (let i = 0; i < o.warmup; i++) out = await f();
+    const runs: number[] = [];
+    for (let i = 0; i < o.runs; i++) {
+      const t = performance.now();
+      out = await f();
+      runs.push((performance.now() - t) / 1000);
+    }
+    return { out, runs, medianS: median(runs) };
+  };
+  const line = (name: string, t: { runs: number[]; medianS: number }, extra = "") =>
+    say(
+      `  ${name.padEnd(8)} median ${fmt(t.medianS)} s over ${o.runs} (runs ${
+        t.runs.map((r) => fmt(r, 2)).join(", ")
+      }; warm-up ${o.warmup}) = ${fmt(fl / t.medianS / 1e9, 1)} GFLOP/s${extra}`,
+    );
+  const times: Record<string, number> = {};
+  let fusedOut: Float32Array | null = null;
+  const runner = d === null ? null : new InferenceRunner(d, net);
+  try {
+    if (runner === null) say("  fused: skipped (native kernels unavailable)");
+    else {
+      const t0 = performance.now();
+      runner.run(x, dims);
+      const buildS = (performance.now() - t0) / 1000;
+      const tensors = tf.memory().numTensors, bytes = runner.bytes;
+      const rss0 = Deno.memoryUsage().rss;
+      const t = await timed(() => runner.run(x, dims));
+      fusedOut = t.out.slice();
+      times["fused"] = t.medianS;
+      line("fused", t, `; first call (primitives + weights) ${fmt(buildS, 2)} s`);
+      const mem = {
+        tensorsBefore: tensors,
+        tensorsAfter: tf.memory().numTensors,
+        runnerMiBBefore: bytes / 2 ** 20,
+        runnerMiBAfter: runner.bytes / 2 ** 20,
+        rssStartMiB: rss0 / 2 ** 20,
+        rssEndMiB: Deno.memoryUsage().rss / 2 ** 20,
+      };
+      say(
+        `  memory (fused) over ${
+          o.warmup + o.runs
+        } calls: tensors ${mem.tensorsBefore} -> ${mem.tensorsAfter}, plan buffers ${
+          fmt(mem.runnerMiBBefore, 0)
+        } -> ${fmt(mem.runnerMiBAfter, 0)} MiB, RSS ${fmt(mem.rssStartMiB, 0)} -> ${
+          fmt(mem.rssEndMiB, 0)
+        } MiB`,
+      );
+      row["fused"] = { medianS: t.medianS, runsS: t.runs, buildS, memory: mem };
+      if (o.profile) {
+        const prof: InferStepTime[] = [];
+        runner.run(x, dims, prof);
+        const { byKind, bySteps } = summarise(prof);
+        const total = prof.reduce((a, p) => a + p.ms, 0);
+        say(`  profile (fused, one forward, primitive time ${fmt(total / 1000)} s):`);
+        for (const k of byKind) {
+          say(`    ${k.kind.padEnd(30)} ${fmt(k.ms, 1).padStart(9)} ms  x${k.n}  [${k.impl}]`);
+        }
+        say(`  slowest primitives:`);
+        for (const p of bySteps.slice(0, 8)) {
+          say(
+            `    ${`${p.label} ${p.kind}`.padEnd(52)} ${fmt(p.ms, 1).padStart(9)} ms  [${p.impl}]`,
+          );
+        }
+        row["profile_fused"] = prof;
+      }
+    }
+    const t = await timed(() =>
+      tf.tidy(() =>
+        tf.softmax(net.forward(tf.tensor5d(x, dims), { training: false })[0]!, -1).dataSync()
+      ) as Float32Array
+    );
+    times["unfused"] = t.medianS;
+    let diff = "";
+    if (fusedOut !== null) {
+      let m = 0;
+      for (let i = 0; i < t.out.length; i++) m = Math.max(m, Math.abs(t.out[i]! - fusedOut[i]!));
+      diff = `; max |fused - unfused| probability ${m.toExponential(2)}`;
+      row["maxProbDiff"] = m;
+    }
+    line("unfused", t, `; tfjs cpu, native: ${d === null ? "none" : "oneDNN"}${diff}`);
+    row["unfused"] = { medianS: t.medianS, runsS: t.runs };
+    if (times["fused"] !== undefined) {
+      say(`  fused speed-up over unfused: ${fmt(times["unfused"] / times["fused"], 1)}x`);
+    }
+  } finally {
+    runner?.dispose();
+    net.dispose();
+  }
+  if (o.torch) {
+    const tt = await torchStep(shape, { ...o, batch }, "cpu", "off", "infer");
+    if (typeof tt === "string") say(`  pytorch: skipped (${tt})`);
+    else {
+      row["torch"] = tt;
+      say(
+        `  pytorch ${tt.torch} (${o.threads} threads, no_grad, eval) median ${
+          fmt(tt.medianS)
+        } s (runs ${tt.runsS.map((r) => fmt(r, 2)).join(", ")}) = ${
+          fmt(fl / tt.medianS / 1e9, 1)
+        } GFLOP/s`,
+      );
+      for (const k of ["fused", "unfused"]) {
+        if (times[k] !== undefined) {
+          say(`  ratio ${k} / pytorch = ${fmt(times[k] / tt.medianS, 2)}x`);
+        }
+      }
+    }
+  }
+  return row;
+}
+
 /** Entry point (also `semiseg perf` of the compiled executable, benchmarks/compiled_main.ts). */
 export async function main(args: string[] = Deno.args): Promise<void> {
   const o = parseArgs(args);
@@ -418,8 +609,10 @@ export async function main(args: string[] = Deno.args): Promise<void> {
   const report: Record<string, unknown>[] = [];
   const carried = o.compare === null ? null : await readCarried(o.compare);
   let prov: Provenance | null = null;
-  const cases: [[number, number, number], number][] = o.shapes.map((s) => [s, o.batch]);
-  if (o.full) cases.push([[112, 112, 80], 4]);
+  const cases: [[number, number, number], number][] = o.inferOnly
+    ? []
+    : o.shapes.map((s) => [s, o.batch]);
+  if (o.full && !o.inferOnly) cases.push([[112, 112, 80], 4]);
   for (const [shape, batch] of cases) {
     const ob: PerfOptions = { ...o, batch };
     const fl = vnetStepFlops(shape, batch, o.nFilters);
@@ -536,6 +729,11 @@ export async function main(args: string[] = Deno.args): Promise<void> {
       }
     }
     report.push(row);
+  }
+  if (o.infer) {
+    for (const batch of [...new Set([1, EVAL_BATCH])]) {
+      report.push(await inferCase(o.inferShape, batch, o));
+    }
   }
   if (o.json !== null) {
     await Deno.writeTextFile(o.json, JSON.stringify({ provenance: prov, report }, null, 1));

@@ -1,10 +1,10 @@
 /**
  * Uncertainty-Aware Deep Co-training (Zheng et al., arXiv 2111.11629) on LA at 8 and 16
  * labeled scans, beside the supervised V-Net, MT, UA-MT and DTC baselines, under the shared
- * UA-MT/DTC protocol (spec methods.md §2: 80/20 split, batch 2+2, SGD 0.01, 6000 iterations,
- * stride 18/4, largest connected component, voxel units). The method is RECONSTRUCTED from the
- * abstract (§10.2): the paper's datasets and tables are not recoverable, so there are no
- * reported numbers in this table.
+ * UA-MT/DTC protocol (UA-MT `train.list`/`test.list` 80/20 split, batch 2+2, SGD 0.01, 6000
+ * iterations; DTC `code/test_LA.py`: stride 18/4, largest connected component, voxel units). The
+ * method is RECONSTRUCTED from the abstract (methods/ua_cotraining.ts): the paper's datasets and
+ * tables are not recoverable, so there are no reported numbers in this table.
  * @module
  */
 import { LA_COLUMNS, LA_PROTOCOL } from "./harness/spec.ts";

@@ -5,7 +5,7 @@
  * the paper's text says); (3) L_seg + L_itc with the regression branch removed (beta = 1, so
  * L_itc is the seg term only); (4) + L_dis; (5) L_seg + L_dis + L_ctc (the paper's numbers equal
  * DTC's); (6) the full method. The check-mark layout is reconstructed from the flattened PDF
- * (spec methods.md §7.3). Protocol as Table 3.
+ * text of arXiv 2112.02508v2 Table 1. Protocol as Table 3.
  * @module
  */
 import { LA_COLUMNS, LA_PROTOCOL } from "./harness/spec.ts";

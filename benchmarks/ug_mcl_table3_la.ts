@@ -1,7 +1,7 @@
 /**
  * UG-MCL Table 3 (Zhang et al., AIIM 2022, arXiv 2112.02508v2): LA, 16 labeled / 64 unlabeled,
  * V-Net for every method, DTC's test protocol (stride 18/4, largest connected component, voxel
- * units; spec methods.md §2, §7.3). Rows we run: supervised baseline (labeled only), MT, UA-MT,
+ * units: DTC `code/test_LA.py`). Rows we run: supervised baseline (labeled only), MT, UA-MT,
  * DTC, UG-MCL (paper mode), and the supervised upper bound (all 80 labeled). The paper's other
  * rows (TCSE, SASS, DUWM, URPC) are printed from the paper only. Reported values
  * and the paper's p-value marks (* p < 0.05, ** p < 0.01, paired t-test vs UG-MCL) are verbatim.

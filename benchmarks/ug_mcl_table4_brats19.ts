@@ -1,6 +1,7 @@
 /**
  * UG-MCL Table 4 (arXiv 2112.02508v2): BraTS 2019 (FLAIR, whole tumour), 25 / 50 labeled of
- * the SSL4MIS split (250 train / 25 val / 60 test; spec methods.md §7.2, §11, §12).
+ * the SSL4MIS split (250 train / 25 val / 60 test: YichiZhang98/UG-MCL
+ * `data/BraTS2019/{train,val,test}.txt`, identical to HiLab-git/SSL4MIS's lists).
  *
  * Protocol = SSL4MIS 3D scripts (`train_*_3D.py`, which UG-MCL's `train_UGMCL_3D.py` adapts):
  * patch 96^3, batch 2 + 2, 30000 iterations, SGD 0.01 with poly decay `(1 - iter/max)^0.9`,

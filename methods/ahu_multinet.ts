@@ -1,8 +1,9 @@
 /**
  * AHU-MultiNet (Liu, Wang, Li, Li, Cao, Cao, Computers in Biology and Medicine 2022,
- * doi 10.1016/j.compbiomed.2022.106157) — RECONSTRUCTED from the abstract only (seed 000; spec
- * methods.md §9): no full text or code was found, so every formula below except the three tasks,
- * "inter-task consistency" and "homoscedastic-uncertainty loss balancing" is our choice [I].
+ * doi 10.1016/j.compbiomed.2022.106157) — RECONSTRUCTED from the abstract only: no full text or
+ * code was found, so every formula below except the three tasks (segmentation, signed distance,
+ * contour), "inter-task consistency" and "homoscedastic-uncertainty loss balancing" is our
+ * choice [I], built on HiLab-git/DTC (`code/train_la_dtc.py`) and Kendall et al. 2018.
  *
  * - Network: the DTC V-Net (`code/networks/vnet_sdf.py` of HiLab-git/DTC) with three 1x1x1 heads
  *   on x9 ({@link threeHeads}): seg logits (2 classes, softmax), SDF `tanh`, contour `sigmoid`.
@@ -16,8 +17,8 @@
  *   `w(t) = C sigmoid_rampup(iter // 150, 40)`, C = 1 as DTC:
  *   seg-SDF `mean((sigmoid(-1500 f_sdf) - p_fg)^2)` (DTC's dual-task consistency) and
  *   seg-contour `mean((f_cnt - B(p_fg))^2)` with the soft inner boundary
- *   `B(p) = p - erode(p)`, `erode(p) = min(p, p at the neighbours)` (soft min-pool: the
- *   `p - (-maxpool(-p))` of the spec, restricted to the same neighbourhood as the contour target;
+ *   `B(p) = p - erode(p)`, `erode(p) = min(p, p at the neighbours)` (soft min-pool, i.e.
+ *   `p - (-maxpool(-p))`, restricted to the same neighbourhood as the contour target;
  *   out-of-volume neighbours are ignored, so for a binary `p` `B(p) = innerBoundary(p)` exactly).
  * - Homoscedastic uncertainty weighting (Kendall, Gal & Cipolla, CVPR 2018, arXiv 1705.07115) of
  *   the three supervised task losses, with learnable log-variances `s_i = log sigma_i^2`
@@ -36,9 +37,15 @@ import * as tf from "@tensorflow/tfjs-core";
 import type { BuildContext, MethodDefinition, StepInfo, StepLosses, TrainBatch } from "./types.ts";
 import { threeHeads } from "./nn/vnet.ts";
 import { ceDiceLoss, diceLoss, mse } from "./nn/losses.ts";
-import { binaryOnly, type OptimizerSlot, VNetMethod } from "./nn/method_base.ts";
+import {
+  binaryOnly,
+  type OptimizerSlot,
+  VNET_DEFAULTS,
+  type VNetHp,
+  VNetMethod,
+} from "./nn/method_base.ts";
 import { Sgd } from "./nn/optim.ts";
-import { consistencyWeight } from "./nn/ramps.ts";
+import { rampedWeight, type RampHp } from "./nn/ramps.ts";
 import { computeSdf, innerBoundary } from "./nn/sdf.ts";
 import {
   fullBatch,
@@ -47,12 +54,10 @@ import {
   rows,
   SGD_CHOICES,
   sgdSchedule,
-  VNET_DEFAULTS,
-  type VNetHp,
 } from "./nn/training.ts";
 
-/** Hyper-parameters of {@link ahuMultiNet}. */
-export type AhuMultiNetHp = VNetHp & {
+/** Hyper-parameters of {@link ahuMultiNet} (consistency weight C 1.0, ramp-up 40 "epochs" of 150). */
+export type AhuMultiNetHp = VNetHp & RampHp & {
   /** "kendall" | "simplified" | "none" (see the module doc). */
   weighting: Weighting;
   /** Initial log-variance s_i of every task (0). */
@@ -66,10 +71,6 @@ export type AhuMultiNetHp = VNetHp & {
   /** Inter-task consistency terms: seg-SDF and seg-contour. */
   useSdfConsistency: boolean;
   useContourConsistency: boolean;
-  /** Consistency weight C (1.0), ramp-up length (40) and "epoch" length (150). */
-  consistency: number;
-  consistencyRampup: number;
-  rampupEpochLength: number;
 };
 
 /** How the three supervised task losses are balanced (see the module doc). */
@@ -279,12 +280,7 @@ class AhuMultiNet extends VNetMethod<AhuMultiNetHp> {
     const labels = await labelValues(batch);
     const sdfGt = tf.tensor5d(computeSdf(labels, bl, [d, h, w]), [bl, d, h, w, 1]);
     const cntGt = contourTargets(batch.labels, hp.contourConnectivity, labels);
-    const cw = consistencyWeight(
-      hp.consistency,
-      step.iteration,
-      hp.consistencyRampup,
-      hp.rampupEpochLength,
-    );
+    const cw = rampedWeight(hp, step.iteration);
     const x = fullBatch(batch);
     const aux: Record<string, tf.Tensor> = {};
     const { loss, lr } = this.minimise(

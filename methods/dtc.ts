@@ -11,31 +11,18 @@ import * as tf from "@tensorflow/tfjs-core";
 import type { MethodDefinition, StepInfo, StepLosses, TrainBatch } from "./types.ts";
 import { dtcHeads } from "./nn/vnet.ts";
 import { diceLoss, mse } from "./nn/losses.ts";
-import { binaryOnly, VNetMethod } from "./nn/method_base.ts";
+import { binaryOnly, VNET_DEFAULTS, type VNetHp, VNetMethod } from "./nn/method_base.ts";
 import { twoClass } from "./nn/massl_net.ts";
-import { consistencyWeight } from "./nn/ramps.ts";
+import { rampedWeight, type RampHp } from "./nn/ramps.ts";
 import { computeSdf } from "./nn/sdf.ts";
-import {
-  channel,
-  fullBatch,
-  labelValues,
-  readLosses,
-  rows,
-  SGD_CHOICES,
-  VNET_DEFAULTS,
-  type VNetHp,
-} from "./nn/training.ts";
+import { channel, fullBatch, labelValues, readLosses, rows, SGD_CHOICES } from "./nn/training.ts";
 
-/** Hyper-parameters of {@link dtc}. */
-export type DtcHp = VNetHp & {
+/** Hyper-parameters of {@link dtc} (consistency weight C 1.0, ramp-up 40 "epochs" of 150). */
+export type DtcHp = VNetHp & RampHp & {
   /** Weight of the SDF regression loss (beta = 0.3). */
   beta: number;
   /** Sharpness k of the inverse transform sigmoid(-k * sdf) (1500). */
   k: number;
-  /** Consistency weight C (1.0), ramp-up length (40) and "epoch" length (150). */
-  consistency: number;
-  consistencyRampup: number;
-  rampupEpochLength: number;
 };
 
 /**
@@ -59,12 +46,7 @@ class Dtc extends VNetMethod<DtcHp> {
       w,
       1,
     ]);
-    const cw = consistencyWeight(
-      this.hp.consistency,
-      step.iteration,
-      this.hp.consistencyRampup,
-      this.hp.rampupEpochLength,
-    );
+    const cw = rampedWeight(this.hp, step.iteration);
     const x = fullBatch(batch);
     const aux: Record<string, tf.Tensor> = {};
     const { loss, lr } = this.minimise(() => {

@@ -15,18 +15,12 @@
 import * as tf from "@tensorflow/tfjs-core";
 import type { MethodDefinition, StepInfo, StepLosses, TrainBatch } from "./types.ts";
 import { ceDiceLoss } from "./nn/losses.ts";
-import { consistencyWeight } from "./nn/ramps.ts";
-import { VNetMethod } from "./nn/method_base.ts";
-import { readLosses, SGD_CHOICES, VNET_DEFAULTS, type VNetHp } from "./nn/training.ts";
+import { rampedWeight, type RampHp } from "./nn/ramps.ts";
+import { VNET_DEFAULTS, type VNetHp, VNetMethod } from "./nn/method_base.ts";
+import { readLosses, SGD_CHOICES } from "./nn/training.ts";
 
-/** Hyper-parameters of {@link entropyMin}. */
-export type EntropyMinHp = VNetHp & {
-  /** Final weight C_w of the entropy term. */
-  consistency: number;
-  /** Ramp length L in "epochs" of `rampupEpochLength` iterations. */
-  consistencyRampup: number;
-  rampupEpochLength: number;
-};
+/** Hyper-parameters of {@link entropyMin}: `consistency` is the final weight C_w of the entropy term. */
+export type EntropyMinHp = VNetHp & RampHp;
 
 /**
  * Mean normalised entropy of softmax probabilities over all voxels:
@@ -42,12 +36,7 @@ export function meanNormalisedEntropy(probs: tf.Tensor): tf.Scalar {
 
 class EntropyMin extends VNetMethod<EntropyMinHp> {
   trainStep(batch: TrainBatch, step: StepInfo): Promise<StepLosses> {
-    const w = consistencyWeight(
-      this.hp.consistency,
-      step.iteration,
-      this.hp.consistencyRampup,
-      this.hp.rampupEpochLength,
-    );
+    const w = rampedWeight(this.hp, step.iteration);
     const aux: Record<string, tf.Tensor> = {};
     const { loss, lr } = this.minimise(() => {
       const nl = batch.labeledImages.shape[0];

@@ -10,26 +10,13 @@
 import * as tf from "@tensorflow/tfjs-core";
 import type { BuildContext, MethodDefinition, StepInfo, StepLosses, TrainBatch } from "./types.ts";
 import { ceDiceLoss, softmaxMse } from "./nn/losses.ts";
-import { VNetMethod } from "./nn/method_base.ts";
-import { consistencyWeight } from "./nn/ramps.ts";
+import { VNET_DEFAULTS, type VNetHp, VNetMethod } from "./nn/method_base.ts";
+import { rampedWeight, type RampHp } from "./nn/ramps.ts";
 import { clampedNoise } from "./nn/uncertainty.ts";
-import {
-  fullBatch,
-  readLosses,
-  rows,
-  SGD_CHOICES,
-  VNET_DEFAULTS,
-  type VNetHp,
-} from "./nn/training.ts";
+import { fullBatch, readLosses, rows, SGD_CHOICES } from "./nn/training.ts";
 
 /** Hyper-parameters of {@link meanTeacher}. */
-export type MeanTeacherHp = VNetHp & {
-  /** Consistency weight C (0.1). */
-  consistency: number;
-  /** Ramp-up length L in "epochs" (40). */
-  consistencyRampup: number;
-  /** Iterations per ramp-up "epoch" (150). */
-  rampupEpochLength: number;
+export type MeanTeacherHp = VNetHp & RampHp & {
   /** EMA decay (0.99). */
   emaDecay: number;
   /** Teacher input noise std (0.1) and clamp (0.2). */
@@ -91,12 +78,7 @@ export class MeanTeacherBase<H extends MeanTeacherHp> extends VNetMethod<H> {
     const bl = batch.labeledImages.shape[0];
     const u = batch.unlabeledImages;
     const targets = u === null ? {} : this.teacherTargets(u, step);
-    const w = consistencyWeight(
-      this.hp.consistency,
-      step.iteration,
-      this.hp.consistencyRampup,
-      this.hp.rampupEpochLength,
-    );
+    const w = rampedWeight(this.hp, step.iteration);
     const x = fullBatch(batch);
     const aux: Record<string, tf.Tensor> = {};
     const { loss, lr } = this.minimise(() => {

@@ -12,8 +12,8 @@ import { entropyMin } from "./entropy_min.ts";
 import { uaCotraining } from "./ua_cotraining.ts";
 import { massl } from "./massl.ts";
 import { mssl } from "./mssl.ts";
-import { masslCnn } from "./cnn_massl.ts";
-import { masslPretrain } from "./pretrain_massl.ts";
+import { masslCnn } from "./massl_cnn.ts";
+import { masslPretrain } from "./massl_pretrain.ts";
 import { ugMcl } from "./ug_mcl.ts";
 import { ahuMultiNet } from "./ahu_multinet.ts";
 

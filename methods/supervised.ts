@@ -7,8 +7,8 @@
 import * as tf from "@tensorflow/tfjs-core";
 import type { MethodDefinition, StepInfo, StepLosses, TrainBatch } from "./types.ts";
 import { ceDiceLoss } from "./nn/losses.ts";
-import { VNetMethod } from "./nn/method_base.ts";
-import { readLosses, SGD_CHOICES, VNET_DEFAULTS, type VNetHp } from "./nn/training.ts";
+import { VNET_DEFAULTS, type VNetHp, VNetMethod } from "./nn/method_base.ts";
+import { readLosses, SGD_CHOICES } from "./nn/training.ts";
 
 /** Hyper-parameters of {@link supervised}: V-Net width, dropout and the SGD set-up. */
 export type SupervisedHp = VNetHp;

@@ -184,9 +184,9 @@ export function resolveHyperParams<H extends HyperParams>(
   for (const [k, allowed] of Object.entries(def.choices ?? {}) as [string, HyperValue[]][]) {
     if (!allowed.includes(out[k]!)) {
       throw new Error(
-        `method ${def.id}: ${k} must be one of ${allowed.map((a) => JSON.stringify(a)).join(", ")}, got ${
-          JSON.stringify(out[k])
-        }`,
+        `method ${def.id}: ${k} must be one of ${
+          allowed.map((a) => JSON.stringify(a)).join(", ")
+        }, got ${JSON.stringify(out[k])}`,
       );
     }
   }

@@ -27,9 +27,9 @@ import type { BuildContext, MethodDefinition, StepInfo, StepLosses, TrainBatch }
 import { deriveSeed, Rng } from "./nn/rng.ts";
 import { segHeads, VNet } from "./nn/vnet.ts";
 import { diceLoss } from "./nn/losses.ts";
-import { MethodBase } from "./nn/method_base.ts";
-import { consistencyWeight } from "./nn/ramps.ts";
-import { mcEntropy } from "./nn/uncertainty.ts";
+import { MethodBase, VNET_DEFAULTS, type VNetHp } from "./nn/method_base.ts";
+import { rampedWeight, type RampHp } from "./nn/ramps.ts";
+import { mcEntropy, type McHp, mcOptions } from "./nn/uncertainty.ts";
 import {
   channel,
   fullBatch,
@@ -38,8 +38,6 @@ import {
   SGD_CHOICES,
   sgdOptimizer,
   sgdSchedule,
-  VNET_DEFAULTS,
-  type VNetHp,
 } from "./nn/training.ts";
 
 /** How the supervised voxel weight grows with the network's own normalised uncertainty U. */
@@ -47,21 +45,11 @@ export type SupWeighting = "linear" | "none";
 /** How the pseudo-label voxel weight shrinks with the OTHER network's normalised uncertainty. */
 export type PseudoWeighting = "linear" | "exp" | "none";
 
-/** Hyper-parameters of {@link uaCotraining}. */
-export type UaCotrainingHp = VNetHp & {
-  /** Weight C of the cross pseudo-label term (0.1). */
-  consistency: number;
-  /** Ramp-up length L in "epochs" (40). */
-  consistencyRampup: number;
-  /** Iterations per ramp-up "epoch" (150). */
-  rampupEpochLength: number;
-  /** MC dropout passes T per network (8). */
-  mcPasses: number;
-  /** Copies of the batch per MC forward (2, as UA-MT); `mcPasses` must be a multiple. */
-  mcRepeats: number;
-  /** MC input noise std (0.1) and clamp (0.2). */
-  noiseStd: number;
-  noiseClip: number;
+/**
+ * Hyper-parameters of {@link uaCotraining}: `consistency` is the weight C of the cross
+ * pseudo-label term; T = `mcPasses` MC passes per network, a multiple of `mcRepeats`.
+ */
+export type UaCotrainingHp = VNetHp & RampHp & McHp & {
   /** Supervised voxel weight: "linear" = `1 + U`, "none" = 1. */
   supWeighting: SupWeighting;
   /** Pseudo-label voxel weight: "linear" = `1 - U`, "exp" = `exp(-U)`, "none" = 1. */
@@ -250,24 +238,12 @@ class UaCotraining extends MethodBase<UaCotrainingHp> {
     const uncertainty = this.#nets.map((net) =>
       tf.tidy(() =>
         normalisedUncertainty(
-          mcEntropy(net, x, {
-            passes: hp.mcPasses,
-            repeats: hp.mcRepeats,
-            noiseRng: step.random.noise,
-            dropoutRng: step.random.dropout,
-            noiseStd: hp.noiseStd,
-            noiseClip: hp.noiseClip,
-          }),
+          mcEntropy(net, x, mcOptions(hp, step)),
           this.ctx.nClasses,
         )
       )
     ) as [tf.Tensor, tf.Tensor];
-    const lambda = consistencyWeight(
-      hp.consistency,
-      step.iteration,
-      hp.consistencyRampup,
-      hp.rampupEpochLength,
-    );
+    const lambda = rampedWeight(hp, step.iteration);
     const aux: Record<string, tf.Tensor> = {};
     const { loss, lr } = this.minimise(() => {
       const logits = this.#nets.map((net) =>

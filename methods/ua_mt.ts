@@ -9,37 +9,17 @@
 import type * as tf from "@tensorflow/tfjs-core";
 import type { MethodDefinition, StepInfo } from "./types.ts";
 import { softmaxMse } from "./nn/losses.ts";
-import {
-  certaintyMask,
-  maskedConsistency,
-  mcEntropy,
-  uncertaintyThreshold,
-} from "./nn/uncertainty.ts";
+import { maskedConsistency, mcCertaintyMask, type McHp } from "./nn/uncertainty.ts";
 import { MeanTeacherBase, type MeanTeacherHp, MT_DEFAULTS } from "./mean_teacher.ts";
 import { SGD_CHOICES } from "./nn/training.ts";
 
 /** Hyper-parameters of {@link uaMt}. */
-export type UaMtHp = MeanTeacherHp & {
-  /** MC dropout passes T (8). */
-  mcPasses: number;
-  /** Copies of the unlabeled batch per MC forward (2, as the reference). */
-  mcRepeats: number;
-};
+export type UaMtHp = MeanTeacherHp & McHp;
 
 class UaMt extends MeanTeacherBase<UaMtHp> {
   protected override teacherTargets(u: tf.Tensor5D, step: StepInfo): Record<string, tf.Tensor> {
     const base = super.teacherTargets(u, step);
-    const entropy = mcEntropy(this.teacher, u, {
-      passes: this.hp.mcPasses,
-      repeats: this.hp.mcRepeats,
-      noiseRng: step.random.noise,
-      dropoutRng: step.random.dropout,
-      noiseStd: this.hp.noiseStd,
-      noiseClip: this.hp.noiseClip,
-    });
-    const threshold = uncertaintyThreshold(step.iteration, step.totalIterations, this.ctx.nClasses);
-    const mask = certaintyMask(entropy, threshold);
-    entropy.dispose();
+    const mask = mcCertaintyMask(this.teacher, u, this.hp, step, this.ctx.nClasses);
     return { ...base, mask };
   }
 

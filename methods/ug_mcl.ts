@@ -51,31 +51,20 @@
  */
 import * as tf from "@tensorflow/tfjs-core";
 import type { BuildContext, MethodDefinition, StepInfo, StepLosses, TrainBatch } from "./types.ts";
+import type { UaMtHp } from "./ua_mt.ts";
 import { type HeadSpec, segHeads } from "./nn/vnet.ts";
 import { ceDiceLoss, diceLoss, mse, softmaxMse } from "./nn/losses.ts";
-import { binaryOnly, VNetMethod } from "./nn/method_base.ts";
-import { consistencyWeight } from "./nn/ramps.ts";
+import { binaryOnly, VNET_DEFAULTS, VNetMethod } from "./nn/method_base.ts";
+import { rampedWeight } from "./nn/ramps.ts";
 import { computeSdf } from "./nn/sdf.ts";
-import {
-  certaintyMask,
-  clampedNoise,
-  maskedConsistency,
-  mcEntropy,
-  uncertaintyThreshold,
-} from "./nn/uncertainty.ts";
-import {
-  channel,
-  fullBatch,
-  labelValues,
-  readLosses,
-  rows,
-  SGD_CHOICES,
-  VNET_DEFAULTS,
-  type VNetHp,
-} from "./nn/training.ts";
+import { clampedNoise, maskedConsistency, mcCertaintyMask } from "./nn/uncertainty.ts";
+import { channel, fullBatch, labelValues, readLosses, rows, SGD_CHOICES } from "./nn/training.ts";
 
-/** Hyper-parameters of {@link ugMcl}. */
-export type UgMclHp = VNetHp & {
+/**
+ * Hyper-parameters of {@link ugMcl}: UA-MT's (student/teacher, ramp, MC passes) plus the switches
+ * below; `consistencyRampup` -1 = protocol default (40 paper/LA, 200 referenceCode/BraTS).
+ */
+export type UgMclHp = UaMtHp & {
   /** Reproduce the released BraTS code's deviations (see the module doc). */
   referenceCode: boolean;
   /** Eq. 4 balance between the seg (beta) and SDF (1 - beta) intra-task terms (0.75). */
@@ -92,18 +81,6 @@ export type UgMclHp = VNetHp & {
   disWeight: number;
   /** Sharpness k of the inverse transform sigmoid(-k z) (1500). */
   k: number;
-  /** Consistency weight C (0.1). */
-  consistency: number;
-  /** Ramp-up length in "epochs"; -1 = protocol default (40 paper/LA, 200 referenceCode/BraTS). */
-  consistencyRampup: number;
-  /** Iterations per ramp-up "epoch" (150). */
-  rampupEpochLength: number;
-  emaDecay: number;
-  noiseStd: number;
-  noiseClip: number;
-  /** MC dropout passes T (8) and batch copies per MC forward (2). */
-  mcPasses: number;
-  mcRepeats: number;
 };
 
 /** Effective consistency ramp-up length (resolves the -1 default). */
@@ -253,18 +230,14 @@ class UgMcl extends VNetMethod<UgMclHp> {
       const d = dualOutputs(outs, ref);
       return [d.seg, d.sdf];
     });
-    const entropy = mcEntropy(this.teacher, xs, {
-      passes: this.hp.mcPasses,
-      repeats: this.hp.mcRepeats,
-      noiseRng: step.random.noise,
-      dropoutRng: step.random.dropout,
-      noiseStd: this.hp.noiseStd,
-      noiseClip: this.hp.noiseClip,
-      toProbs: (o) => tf.softmax(dualOutputs(o, ref).seg, -1) as tf.Tensor5D,
-    });
-    const th = uncertaintyThreshold(step.iteration, step.totalIterations, this.ctx.nClasses);
-    const mask = certaintyMask(entropy, th);
-    entropy.dispose();
+    const mask = mcCertaintyMask(
+      this.teacher,
+      xs,
+      this.hp,
+      step,
+      this.ctx.nClasses,
+      (o) => tf.softmax(dualOutputs(o, ref).seg, -1) as tf.Tensor5D,
+    );
     return { t: { seg: t[0] as tf.Tensor5D, sdf: t[1] as tf.Tensor5D }, mask };
   }
 
@@ -293,12 +266,7 @@ class UgMcl extends VNetMethod<UgMclHp> {
         1,
       ])
       : null;
-    const cw = consistencyWeight(
-      hp.consistency,
-      step.iteration,
-      ugMclRampup(hp),
-      hp.rampupEpochLength,
-    );
+    const cw = rampedWeight({ ...hp, consistencyRampup: ugMclRampup(hp) }, step.iteration);
     const aux: Record<string, tf.Tensor> = {};
     const { loss, lr } = this.minimise(() => {
       const out = dualOutputs(

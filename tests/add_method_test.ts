@@ -71,15 +71,6 @@ Deno.test("new-method: a name whose id, file or export name exists is refused", 
   const facts = await registryFacts(REPO);
   const conflict = (name: string) => nameConflict(parseMethodName(name), facts);
   const cases: [string, string][] = [
-    // massl-cnn is methods/cnn_massl.ts's id: the file name alone would not catch it.
-    [
-      "massl_cnn",
-      "new-method: method id 'massl-cnn' is already registered (methods/cnn_massl.ts); choose another name",
-    ],
-    [
-      "massl-cnn",
-      "new-method: method id 'massl-cnn' is already registered (methods/cnn_massl.ts); choose another name",
-    ],
     ["ua_mt", "new-method: methods/ua_mt.ts already exists (choose another name)"],
     ["supervised", "new-method: methods/supervised.ts already exists (choose another name)"],
     // Export names that methods/mod.ts binds already, or that the generated code imports.
@@ -109,8 +100,26 @@ Deno.test("new-method: a name whose id, file or export name exists is refused", 
     ],
   ];
   for (const [name, want] of cases) assert.equal(conflict(name), want, name);
+  // massl_cnn and massl-cnn: the id of a registered method, or its file; either way refused.
+  for (const name of ["massl_cnn", "massl-cnn"]) {
+    assert.match(
+      conflict(name) ?? "accepted",
+      /^new-method: (methods\/massl_cnn\.ts already exists|method id 'massl-cnn' is already registered \(methods\/\w+\.ts\))/,
+      name,
+    );
+  }
   assert.equal(conflict("cross_pseudo"), null);
   assert.equal(conflict("my_method"), null);
+  // A registered id whose file has another name: the id collides, not the file name.
+  const registered = {
+    ...facts,
+    ids: [...facts.ids, "cross-pseudo"],
+    idFiles: { ...facts.idFiles, "cross-pseudo": "methods/pseudo_cross.ts" },
+  };
+  assert.equal(
+    nameConflict(parseMethodName("cross_pseudo"), registered),
+    "new-method: method id 'cross-pseudo' is already registered (methods/pseudo_cross.ts); choose another name",
+  );
   // An id declared by a method file that the registry does not list is refused too.
   const declared = { ...facts, idFiles: { ...facts.idFiles, "cross-pseudo": "methods/wip.ts" } };
   assert.equal(
@@ -130,13 +139,22 @@ Deno.test({
       return;
     }
     try {
+      // A file whose name is not its id: the id collides, not the file name.
+      await Deno.writeTextFile(
+        join(tmp, "methods", "wip_pseudo.ts"),
+        'export const wip = { id: "cross-pseudo" };\n',
+      );
       const before = listFiles(tmp).filter((f) => !f.startsWith("node_modules"));
       const registry = await Deno.readTextFile(join(tmp, "methods", "mod.ts"));
       for (
         const [name, want] of [
           [
+            "cross_pseudo",
+            /^new-method: method id 'cross-pseudo' is already declared \(methods\/wip_pseudo\.ts\)/,
+          ],
+          [
             "massl_cnn",
-            /^new-method: method id 'massl-cnn' is already registered \(methods\/cnn_massl\.ts\)/,
+            /^new-method: (methods\/massl_cnn\.ts already exists|method id 'massl-cnn' is already registered)/,
           ],
           ["ua_mt", /^new-method: methods\/ua_mt\.ts already exists/],
           ["get_method", /^new-method: the name 'getMethod'/],

@@ -16,6 +16,7 @@ import {
   homoscedasticLoss,
   softBoundary,
   type WeightedTask,
+  type Weighting,
 } from "../methods/ahu_multinet.ts";
 import { expandGrid } from "../benchmarks/harness/plan.ts";
 import { ahuMultiNetLa } from "../benchmarks/ahu_multinet_la.ts";
@@ -72,7 +73,16 @@ Deno.test("ahu-multinet: with s_i = 0 the weighted loss is the plain sum (Kendal
     Math.exp(-1.1) * L.contour + 0.55;
   close(num(homoscedasticLoss(ts, "simplified")), simp, 1e-5, "simplified closed form");
   close(num(homoscedasticLoss(ts, "kendall")), kend, 1e-5, "kendall closed form");
-  assert.throws(() => homoscedasticLoss(ts, "gradnorm"), /unknown weighting/);
+  // An undeclared value never reaches the loss: resolveHyperParams refuses it (one line).
+  assert.throws(() => homoscedasticLoss(ts, "gradnorm" as Weighting), /unknown weighting/);
+  assert.throws(
+    () => resolveHyperParams(ahuMultiNet, { weighting: "gradnorm" }),
+    /^Error: method ahu-multinet: weighting must be one of "kendall", "simplified", "none", got "gradnorm"$/,
+  );
+  assert.throws(
+    () => resolveHyperParams(ahuMultiNet, { contourConnectivity: 4 }),
+    /contourConnectivity must be one of 1, 2, 3, got 4/,
+  );
   for (const t of ts) t.loss.dispose();
   for (const v of s) v.dispose();
   assert.equal(tf.memory().numTensors, start);
@@ -91,7 +101,7 @@ Deno.test("ahu-multinet: gradients reach s_i (d/ds at s = 0)", async () => {
     kendall: [0.5 - L.seg, 0.5 - 0.5 * L.sdf, 0.5 - L.contour],
   };
   for (const [mode, want] of Object.entries(expect)) {
-    const { value, grads } = tf.variableGrads(() => homoscedasticLoss(ts, mode), s);
+    const { value, grads } = tf.variableGrads(() => homoscedasticLoss(ts, mode as Weighting), s);
     value.dispose();
     s.forEach((v, i) => close(num(grads[v.name]!), want[i]!, 1e-6, `${mode} d/ds_${i}`));
   }

@@ -98,7 +98,7 @@ Deno.test("evaluate: bad inputs are one line each (file, format, architecture, n
     );
     await oneLine(
       [...syn, "--checkpoint", `${dir}/nf4.pth`, "--labeled", "3"],
-      /^--labeled: 3 is not a setting of row supervised of synthetic \(expected one of 2, 4\)$/,
+      /^--labeled: 3 is not a setting of row supervised of synthetic \(expected one of 2, 16\)$/,
     );
     await oneLine(
       [...syn, "--checkpoint", `${dir}/nf4.pth`, "--cases", "2", "--case-ids", "a"],
@@ -145,7 +145,7 @@ Deno.test("evaluate: a subset of the synthetic test cases, rows with and without
       "--method",
       "mean-teacher",
       "--labeled",
-      "4",
+      "2",
       "--cases",
       "2",
       "--backend",
@@ -155,18 +155,18 @@ Deno.test("evaluate: a subset of the synthetic test cases, rows with and without
     ];
     const r = await task(args);
     assert.equal(r.code, 0, r.err);
-    const label = "MT (checkpoint nf4.pth, 2 of 6 test cases)";
+    const label = "MT (mean-teacher) (checkpoint nf4.pth, 2 of 6 test cases)";
     assert.match(
       r.out,
-      new RegExp(`\\| ${label.replace(/[()]/g, "\\$&")} \\| 4 \\| none \\(protocol\\) \\|`),
+      new RegExp(`\\| ${label.replace(/[()]/g, "\\$&")} \\| 2 \\| none \\(protocol\\) \\|`),
     );
-    assert.match(r.out, /\| 4 \| largest connected component \| [\d.]+ \| n\/a \|/);
+    assert.match(r.out, /\| 2 \| largest connected component \| [\d.]+ \| n\/a \|/);
     assert.match(r.out, /Scored: SUBSET of split default, 2 of 6 test cases/);
     assert.match(r.err, /eval: 2 cases, 2 sliding windows/);
     const runFile = /Run file: (\S+\.json)/.exec(r.out)![1]!;
     const rec: RunRecord = JSON.parse(await Deno.readTextFile(runFile));
     assert.equal(rec.cases.length, 2);
-    assert.equal(rec.labeled, 4);
+    assert.equal(rec.labeled, 2);
     assert.equal(rec.method, "mean-teacher");
     assert.equal(rec.spec["label"], label);
     assert.equal(rec.checkpoint!.row, "mean-teacher");
@@ -195,7 +195,7 @@ Deno.test("evaluate: a subset of the synthetic test cases, rows with and without
     assert.equal(rows.length, 1, t.out);
     assert.match(
       rows[0]!,
-      /^\| MT \(checkpoint nf4\.pth, 2 of 6 test cases\) \(external\) \| 4 \|/,
+      /^\| MT \(mean-teacher\) \(checkpoint nf4\.pth, 2 of 6 test cases\) \(external\) \| 2 \|/,
     );
     assert.match(t.out, /selection last\./);
   } finally {

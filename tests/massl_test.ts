@@ -22,8 +22,8 @@ import {
 } from "../methods/nn/massl_net.ts";
 import { massl, type MasslMethod } from "../methods/massl.ts";
 import { mssl } from "../methods/mssl.ts";
-import { masslCnn } from "../methods/cnn_massl.ts";
-import { masslPretrain } from "../methods/pretrain_massl.ts";
+import { masslCnn } from "../methods/massl_cnn.ts";
+import { masslPretrain } from "../methods/massl_pretrain.ts";
 import {
   type HyperValue,
   type Method,
@@ -33,8 +33,8 @@ import {
 } from "../methods/types.ts";
 import { checkMethodConformance } from "./conformance.ts";
 import { expandGrid } from "../benchmarks/harness/plan.ts";
-import { MASSL_TABLE1_BRATS18 } from "../benchmarks/massl_table1_brats18.ts";
-import { MASSL_TABLE2_WMH17 } from "../benchmarks/massl_table2_wmh17.ts";
+import { masslTable1Brats18 } from "../benchmarks/massl_table1_brats18.ts";
+import { masslTable2Wmh17 } from "../benchmarks/massl_table2_wmh17.ts";
 import { BENCHMARKS } from "../benchmarks/mod.ts";
 
 const close = (a: number, b: number, tol = 1e-5, what = "") =>
@@ -374,7 +374,7 @@ for (
 }
 
 Deno.test("benchmark plans: 9 rows x 3 settings x 5 folds per table, cells over folds", () => {
-  for (const spec of [MASSL_TABLE1_BRATS18, MASSL_TABLE2_WMH17]) {
+  for (const spec of [masslTable1Brats18, masslTable2Wmh17]) {
     assert.deepEqual(spec.dataset.folds, ["fold1", "fold2", "fold3", "fold4", "fold5"]);
     assert.ok(BENCHMARKS.includes(spec), `${spec.id} registered`);
     const runs = expandGrid(spec);
@@ -387,7 +387,7 @@ Deno.test("benchmark plans: 9 rows x 3 settings x 5 folds per table, cells over 
       assert.ok(spec.labeled.includes(r.labeled));
     }
   }
-  const t1 = MASSL_TABLE1_BRATS18.table.reported;
+  const t1 = masslTable1Brats18.table.reported;
   assert.deepEqual(t1.find((r) => r.key === "massl-alter" && r.labeled === 20), {
     key: "massl-alter",
     labeled: 20,
@@ -395,6 +395,6 @@ Deno.test("benchmark plans: 9 rows x 3 settings x 5 folds per table, cells over 
     values: { dice: 0.7553 },
     marks: { dice: "*" },
   });
-  const t2 = MASSL_TABLE2_WMH17.table.reported;
+  const t2 = masslTable2Wmh17.table.reported;
   assert.equal(t2.find((r) => r.key === "pretrain-dec" && r.labeled === 30)!.values.dice, 0.6439);
 });

@@ -179,7 +179,7 @@ if (import.meta.main && Deno.args[0] === "--write") {
     const r = await runVariant(id, over);
     out[name] = { ...r.layout, losses: r.continued };
   }
-  await Deno.writeTextFile(FIXTURE, JSON.stringify(out, null, 1) + "\n");
+  await Deno.writeTextFile(FIXTURE, JSON.stringify(out, null, 2) + "\n");
 } else {
   let fixture: Record<string, Layout> = {};
   try {
@@ -195,7 +195,11 @@ if (import.meta.main && Deno.args[0] === "--write") {
       const start = tf.memory().numTensors;
       const r = await runVariant(id, over);
       const { losses: wantLosses, ...wantLayout } = want;
-      assert.deepEqual(r.layout, wantLayout, `${name}: checkpoint layout differs from the old code's`);
+      assert.deepEqual(
+        r.layout,
+        wantLayout,
+        `${name}: checkpoint layout differs from the old code's`,
+      );
       assert.ok(r.sameState, `${name}: state after the resumed steps differs`);
       assert.deepEqual(r.resumed, r.continued, `${name}: resumed steps differ from uninterrupted`);
       r.continued.forEach((l, i) => {

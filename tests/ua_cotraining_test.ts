@@ -37,7 +37,7 @@ function close(actual: number[], expected: number[], tol = 1e-6, msg = ""): void
   );
 }
 
-Deno.test("ua-cotraining: voxel weights move with uncertainty exactly as spec §10.2", async () => {
+Deno.test("ua-cotraining: voxel weights move with uncertainty as the reconstruction states (1 + U, 1 - U, exp(-U))", async () => {
   await initBackend(BACKEND);
   const before = tf.memory().numTensors;
   // Entropies in nats (2 classes): below 0 and above ln 2 are clipped.
@@ -220,10 +220,21 @@ Deno.test("ua-cotraining: a joint step moves both networks; memory flat; predict
       string,
       number
     >;
-    for (const k of ["loss", "sup1", "sup2", "pseudo1", "pseudo2", "lambda", "meanUncertainty"]) {
+    for (
+      const k of [
+        "loss",
+        "sup1",
+        "sup2",
+        "pseudo1",
+        "pseudo2",
+        "consistencyWeight",
+        "meanUncertainty",
+      ]
+    ) {
       assert.ok(Number.isFinite(l[k]), k);
     }
-    close([l.loss!], [l.sup1! + l.sup2! + l.lambda! * (l.pseudo1! + l.pseudo2!)], 1e-4, "total");
+    const lambda = l.consistencyWeight!;
+    close([l.loss!], [l.sup1! + l.sup2! + lambda * (l.pseudo1! + l.pseudo2!)], 1e-4, "total");
     counts.push(tf.memory().numTensors);
   }
   assert.equal(counts[1], counts[0], "numTensors flat across steps");
@@ -237,10 +248,19 @@ Deno.test("ua-cotraining: a joint step moves both networks; memory flat; predict
   const m1 = uaCotraining.create({ ...hp, prediction: "net1" }, ctx);
   m1.restore(s1);
   const x = batch.labeledImages;
-  const [pa, pb] = tf.tidy(() => {
-    const nets = (m as unknown as { networks: readonly VNet[] }).networks;
-    return nets.map((n) => tf.softmax(n.forward(x, { training: false })[0]!));
+  // The two networks, rebuilt from the state (names `net1.*`, `net2.*`).
+  const nets = ["net1.", "net2."].map((p) => {
+    const n = new VNet(
+      { inChannels: 1, nFilters: 2, heads: segHeads(2), dropoutP: 0.5 },
+      new Rng(0),
+    );
+    n.restore(s1.tensors, p);
+    return n;
   });
+  const [pa, pb] = tf.tidy(() =>
+    nets.map((n) => tf.softmax(n.forward(x, { training: false })[0]!))
+  );
+  nets.forEach((n) => n.dispose());
   close(read(m.predict(x)), read(tf.tidy(() => tf.div(tf.add(pa!, pb!), 2))), 1e-6, "mean");
   close(read(m1.predict(x)), read(pa!), 1e-6, "net1");
   pb!.dispose();
@@ -249,14 +269,18 @@ Deno.test("ua-cotraining: a joint step moves both networks; memory flat; predict
   disposeBatch(batch);
 });
 
-Deno.test("ua-cotraining: bad option values are one-line errors", () => {
-  const ctx = { initSeed: 1, inChannels: 1, nClasses: 2 };
+Deno.test("ua-cotraining: bad option values are one-line errors when resolved", () => {
   for (const [k, v] of [["supWeighting", "exp"], ["pseudoWeighting", "x"], ["prediction", "max"]]) {
-    const hp = resolveHyperParams(uaCotraining, { nFilters: 2, [k!]: v! });
-    assert.throws(() => uaCotraining.create(hp, ctx), new RegExp(`${k} must be one of`));
+    assert.throws(
+      () => resolveHyperParams(uaCotraining, { nFilters: 2, [k!]: v! }),
+      new RegExp(`^Error: method ua-cotraining: ${k} must be one of .*, got "${v}"$`),
+    );
   }
-  const hp = resolveHyperParams(uaCotraining, { nFilters: 2, mcPasses: 3 });
-  assert.throws(() => uaCotraining.create(hp, ctx), /mcPasses 3 must be a positive multiple/);
+  assert.throws(
+    () => resolveHyperParams(uaCotraining, { nFilters: 2, mcPasses: 3 }),
+    /mcPasses 3 must be a positive multiple of mcRepeats 2/,
+  );
+  assert.equal(resolveHyperParams(uaCotraining, { pseudoWeighting: "exp" }).pseudoWeighting, "exp");
 });
 
 Deno.test("ua-cotraining LA benchmark: 5 rows x 2 labeled settings x 3 seeds, no paper numbers", () => {

@@ -8,7 +8,7 @@ import assert from "node:assert/strict";
 import * as tf from "@tensorflow/tfjs-core";
 import { initBackend } from "../methods/nn/backend.ts";
 import { Rng } from "../methods/nn/rng.ts";
-import { laLr } from "../methods/nn/training.ts";
+import { sgdLr } from "../methods/nn/training.ts";
 import { resolveHyperParams, type StepLosses } from "../methods/types.ts";
 import {
   crossTaskConsistency,
@@ -232,14 +232,20 @@ Deno.test("ug-mcl: ramp-up default and LR policies", () => {
   assert.equal(ugMclRampup({ consistencyRampup: -1, referenceCode: true }), 200);
   assert.equal(ugMclRampup({ consistencyRampup: 7, referenceCode: true }), 7);
   const hp = resolveHyperParams(ugMcl, {});
-  close(laLr(hp, 2500, 6000), 0.001, 1e-12, "step decay");
-  const poly = { ...hp, lrPolicy: "poly" };
-  close(laLr(poly, 0, 30000), 0.01, 1e-12, "poly at 0");
-  close(laLr(poly, 15000, 30000), 0.01 * 0.5 ** 0.9, 1e-12, "poly halfway");
+  close(sgdLr(hp, 2500, 6000), 0.001, 1e-12, "step decay");
+  const poly = { ...hp, lrPolicy: "poly" as const };
+  close(sgdLr(poly, 0, 30000), 0.01, 1e-12, "poly at 0");
+  close(sgdLr(poly, 15000, 30000), 0.01 * 0.5 ** 0.9, 1e-12, "poly halfway");
+  // Declared choices are checked once, when the hyper-parameters are resolved.
   assert.throws(
-    () => ugMcl.create({ ...hp, lrPolicy: "cosine" }, { initSeed: 1, inChannels: 1, nClasses: 2 }),
-    /lrPolicy/,
+    () => resolveHyperParams(ugMcl, { lrPolicy: "cosine" }),
+    /^Error: method ug-mcl: lrPolicy must be one of "step", "poly", got "cosine"$/,
   );
+  assert.throws(
+    () => resolveHyperParams(ugMcl, { itcScope: "labeled" }),
+    /itcScope must be one of/,
+  );
+  assert.throws(() => resolveHyperParams(ugMcl, { beta: 1.5 }), /ug-mcl: beta 1.5 not in \[0, 1\]/);
 });
 
 Deno.test("ug-mcl benchmarks: registered; plans have the expected number of runs", () => {

@@ -1,7 +1,7 @@
 /**
- * Challenge-format metrics (spec datasets_metrics.md §3.5): WMH 2017 (hjkuijf/wmhchallenge
- * `evaluation.py`), LiTS 2017 (PatrickChrist/LITS-CHALLENGE `evaluation_notebook.ipynb` +
- * `surface.py`) and BraTS regions (CBICA conventions, [UNVERIFIED] in the spec).
+ * Challenge-format metrics: WMH 2017 (hjkuijf/wmhchallenge `evaluation.py`), LiTS 2017
+ * (PatrickChrist/LITS-CHALLENGE `evaluation_notebook.ipynb` + `surface.py`) and BraTS regions
+ * (CBICA conventions, [UNVERIFIED]: the CBICA evaluation source was not found).
  * All inputs are flat C-order arrays over `shape`; `spacing` is in array axis order (mm).
  * @module
  */
@@ -39,7 +39,8 @@ export interface WmhOptions {
   resultKind?: "integer" | "float";
   /**
    * Outside of the array counts as foreground during the border erosion (SimpleITK
-   * `BinaryErode(..., boundaryToForeground=True)`, its default; [INF] spec §3.5).
+   * `BinaryErode(..., boundaryToForeground=True)`, its default; [INF]: ITK's edge boundary
+   * condition is unverified).
    */
   edgeIsForeground?: boolean;
 }
@@ -304,7 +305,7 @@ export interface BratsScores {
 }
 
 /**
- * BraTS per-case scores for WT, TC, ET with the spec's (unverified, from memory) empty
+ * BraTS per-case scores for WT, TC, ET with the commonly quoted (unverified) empty
  * conventions: both empty → Dice 1, HD95 0; exactly one empty → Dice 0, HD95 373.13
  * ({@link BRATS_PENALTY}).
  */

@@ -1,6 +1,6 @@
 /**
  * Binary per-case segmentation metrics with medpy semantics (loli/medpy
- * `medpy/metric/binary.py`, tags 0.4.0 and 0.5.2; spec datasets_metrics.md §3.3-§3.4):
+ * `medpy/metric/binary.py`, read at tags 0.4.0 and 0.5.2):
  *
  * - `dc = 2|R∩G| / (|R|+|G|)`, `jc = |R∩G| / |R∪G|`, `ravd = (|R|-|G|)/|G|`.
  * - Surfaces (`__surface_distances`): `R XOR binary_erosion(R, generate_binary_structure(ndim,
@@ -446,8 +446,9 @@ function assdOf(p: SurfaceDistancePair, version: AssdVersion): number {
  * - `"medpy-0.5"`: medpy ≥ 0.5: dc/jc = 1 when both empty, 0 when exactly one is; every surface
  *   metric raises RuntimeError → NaN.
  * - `"medpy-0.4"`: medpy 0.4.0: dc = 0 when both empty, jc raises (NaN); surface metrics NaN.
- * - `"brats"` [UNVERIFIED, spec §3.5]: both empty → dice/jaccard 1, distances 0; exactly one
- *   empty → dice/jaccard 0, distances 373.13 (the 240×240×155 diagonal, `bratsPenalty`).
+ * - `"brats"` [UNVERIFIED: the CBICA convention, its source not found]: both empty →
+ *   dice/jaccard 1, distances 0; exactly one empty → dice/jaccard 0, distances 373.13 (the
+ *   240×240×155 diagonal, `bratsPenalty`).
  * - `"lits"`: LiTS evaluation notebook: ASSD = MSD = 0 if either is empty (here every distance);
  *   dice/jaccard as medpy 0.4 (0 when both empty).
  */

@@ -5,7 +5,7 @@
  * Connectivity follows `scipy.ndimage.generate_binary_structure(ndim, connectivity)` /
  * `skimage.measure.label(connectivity=...)`: 1 = face neighbours (6 in 3-D), 2 = faces+edges
  * (18), 3 = full (26). The default is full connectivity (`ndim`), skimage's default, which DTC's
- * `getLargestCC` uses (spec datasets_metrics.md §3.2).
+ * `getLargestCC` uses (HiLab-git/DTC `code/test_util.py`; skimage `measure.label` default).
  * @module
  */
 

@@ -45,8 +45,12 @@ interface Chart {
 
 /** Curve keys that are schedules, not losses (learning rates, phase markers). */
 const SCHEDULE_KEY = /^lr|^phase$/;
-/** Curve keys that are consistency / unsupervised weights (plotted in their own panel). */
-const WEIGHT_KEY = /weight|lambda/i;
+/**
+ * Curve keys that are the ramped consistency weight (plotted in their own panel): every method
+ * logs `consistencyWeight`; run files written before that name was shared say `weight`
+ * (entropy-min) or `lambda` (ua-cotraining).
+ */
+const WEIGHT_KEY = /^(consistencyWeight|weight|lambda)$/;
 
 const FONT = "DejaVu Sans, Verdana, Arial, sans-serif";
 

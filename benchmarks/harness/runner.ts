@@ -53,6 +53,7 @@ import { type EvalProgressUpdate, evaluateCases } from "./evaluate.ts";
 import { type BatchSource, makeBatchSource } from "./batches.ts";
 import { exportRunWeights } from "./torch_weights.ts";
 import { memoryGuard } from "./memory.ts";
+import { disposeInferenceRunners } from "../../methods/nn/native/infer.ts";
 
 /** A diverging loss or other training failure, with the iteration where it happened. */
 export class RunFailure extends Error {
@@ -578,5 +579,7 @@ export async function executeRun(run: PlannedRun, ctx: RunContext): Promise<RunO
     return { status: "failed", error: msg };
   } finally {
     method?.dispose();
+    // The fused forward's cached plans hold this run's folded weights and buffers.
+    disposeInferenceRunners();
   }
 }

@@ -1,7 +1,7 @@
 /**
  * Sliding-window inference over a 3-D (multi-channel) volume, tfjs-agnostic.
  *
- * Two window layouts (spec datasets_metrics.md §3.1, §4.4):
+ * Two window layouts (window positions pinned in tests/sliding_window_test.ts):
  * - `"ua-mt"`: UA-MT `code/test_util.py` `test_single_case` (also SSL4MIS, DTC, MC-Net,
  *   SegWithDistMap). A dimension strictly smaller than the patch is zero-padded by
  *   `patch - size`, `pad // 2` before and the rest after; per axis `n = ceil((S - P) / stride) + 1`
@@ -136,7 +136,8 @@ export function centralPad(size: number, patch: number): [number, number] {
 
 /**
  * Window layout for a volume of `shape` (padding, starts per axis, count) under UA-MT
- * (`stride` required) or MASSL (`overlap`) semantics; reproduces spec §4.4.
+ * (`stride` required) or MASSL (`overlap`) semantics (e.g. LA 183x140x88, patch 112x112x80,
+ * stride 18/4: x starts 0, 18, 36, 54, 71; 45 windows).
  */
 export function planWindows(
   shape: readonly [number, number, number],

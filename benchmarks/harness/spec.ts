@@ -161,7 +161,8 @@ export const LA_EVAL: EvalProtocol = {
 };
 
 /**
- * The shared UA-MT/DTC LA protocol (spec methods.md §2): the UA-MT split, 3 seeds, 6000
+ * The shared UA-MT/DTC LA protocol (UA-MT `train_LA_meanteacher_certainty_unlabel.py`, DTC
+ * `train_la_dtc.py` and `test_LA.py`): the UA-MT split, 3 seeds, 6000
  * iterations of batch 2+2 at 112x112x80, the DTC test protocol, last-iteration selection.
  * LA benchmark files spread it and add their labeled settings, rows and table.
  */

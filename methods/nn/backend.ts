@@ -4,9 +4,10 @@
  *
  * `auto` tries node-gpu, node, webgpu (only on a real hardware adapter), then cpu, printing
  * one line to stderr per fallback with the reason and the install hint. `wasm` is refused
- * for training: tfjs-backend-wasm 4.22 computes wrong Conv3DBackpropInputV2 (its depth loop
- * bound omits the filter corner; spec performance.md section 2.3), so every conv gradient
- * but the first layer's would be wrong. `cpu` is tfjs cpu plus the oneDNN kernels of
+ * for training: tfjs-backend-wasm 4.22 computes wrong Conv3DBackpropInputV2 (in its
+ * `NDHWCConv3DBackpropInputV2Impl` the depth loop bound `min(out_depth, DivFloor(filter_depth,
+ * stride_depth))` omits `+ xf_corner`), so every conv gradient but the first layer's would be
+ * wrong. `cpu` is tfjs cpu plus the oneDNN kernels of
  * `native/install.ts` when `libdnnl.so.2` loads (one notice line when not); `cpu-js` is pure
  * tfjs cpu (as is `cpu` with `SEMISEG_NATIVE=0`).
  * @module

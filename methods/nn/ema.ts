@@ -3,7 +3,8 @@
  * (`code/train_LA_meanteacher_certainty_unlabel.py`):
  * `alpha = min(1 - 1/(global_step + 1), alpha_max)`; `ema = alpha*ema + (1 - alpha)*param`
  * for every PARAMETER. BN running statistics are buffers and are not averaged: the teacher
- * keeps the ones its own train-mode forwards produce (spec methods.md §2.2, §12).
+ * keeps the ones its own train-mode forwards produce (`update_ema_variables` loops over
+ * `model.parameters()` only).
  * @module
  */
 import * as tf from "@tensorflow/tfjs-core";

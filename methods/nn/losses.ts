@@ -3,7 +3,7 @@
  *
  * References: UA-MT / DTC `code/utils/losses.py` (`dice_loss`, `softmax_mse_loss`),
  * MASSL `module/dice_loss.py` (`DiceCoefficientLF`), PyTorch `F.cross_entropy`,
- * `nn.MSELoss`, `F.binary_cross_entropy_with_logits` (spec methods.md §3.2, §12).
+ * `nn.MSELoss`, `F.binary_cross_entropy_with_logits`.
  * All return scalars with mean/sum reductions exactly as the references.
  * @module
  */

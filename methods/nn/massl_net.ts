@@ -2,8 +2,8 @@
  * The MASSL / MSSL network (Chen et al., MICCAI 2019, arXiv 1907.12303, Sec. 2.1 and 3.0.2),
  * ported from the official code `network/ssl_3d_attention.py` class `MASSL_norm` (and
  * `network/ssl_3d_sep.py` `MSSL_norm` for the 1-channel reconstruction head) of
- * ShuaiChenBIGR/MASSL-segmentation-framework, in NDHWC layout with raw tfjs ops
- * (spec methods.md §1.3, §13).
+ * ShuaiChenBIGR/MASSL-segmentation-framework, in NDHWC layout with raw tfjs ops (PyTorch's
+ * NCDHW moved to channels-last).
  *
  * - Shared encoder, 5 levels of `nf, 2nf, 4nf, 8nf, 16nf` channels (nf = 16 in the paper).
  *   Level 1: conv3x3x3 -> IN -> LReLU -> conv3x3x3 -> IN -> LReLU. Levels 2..5: the first conv
@@ -35,7 +35,7 @@ import "./gradients.ts";
 import type { Rng } from "./rng.ts";
 import type { StoredTensor } from "../types.ts";
 import type { LrSchedule } from "./training.ts";
-import { assignStored, getStored, storeTensor } from "./state.ts";
+import { restoreVariables, storeVariables } from "./state.ts";
 import { fusedNormAct, hasFusedNormAct } from "./native/norm.ts";
 
 if (tf.getGradient("PadV2") === undefined) {
@@ -232,7 +232,7 @@ let instanceCounter = 0;
 /** `MASSL_norm` with named parameters (see the module doc). */
 export class MasslNet {
   /** Trainable parameters by PyTorch state_dict key. */
-  readonly params = new Map<string, tf.Variable>();
+  readonly params: Map<string, tf.Variable> = new Map();
   readonly nFilters: number;
   readonly segChannels: number;
   readonly recChannels: number;
@@ -408,14 +408,12 @@ export class MasslNet {
 
   /** Parameters as stored tensors, names prefixed with `prefix`. */
   state(prefix = ""): Record<string, StoredTensor> {
-    const out: Record<string, StoredTensor> = {};
-    for (const [k, v] of this.params) out[prefix + k] = storeTensor(v);
-    return out;
+    return storeVariables(prefix, this.params);
   }
 
   /** Restore what {@link MasslNet.state} wrote (same architecture). */
   restore(tensors: Record<string, StoredTensor>, prefix = ""): void {
-    for (const [k, v] of this.params) assignStored(v, getStored(tensors, prefix + k), prefix + k);
+    restoreVariables(tensors, prefix, this.params);
   }
 
   /** Free every variable. */
@@ -486,7 +484,12 @@ export function masslLr(base: number, iteration: number, stepSize = 500, gamma =
  * {@link masslLr} of `base` as a schedule (for `MethodBase.optimizer`), counting iterations
  * from `start` (the first iteration of a training phase).
  */
-export function masslSchedule(base: number, stepSize: number, gamma: number, start = 0): LrSchedule {
+export function masslSchedule(
+  base: number,
+  stepSize: number,
+  gamma: number,
+  start = 0,
+): LrSchedule {
   return (iteration) => masslLr(base, iteration - start, stepSize, gamma);
 }
 

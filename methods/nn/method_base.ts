@@ -36,10 +36,11 @@ import { assignStored, getStored, storeTensor } from "./state.ts";
 import {
   type LrSchedule,
   prefixed,
+  SGD_DEFAULTS,
+  type SgdHp,
   sgdOptimizer,
   sgdSchedule,
   unprefixed,
-  type VNetHp,
 } from "./training.ts";
 import { type HeadSpec, segHeads, VNet } from "./vnet.ts";
 
@@ -212,6 +213,17 @@ export abstract class MethodBase<H extends HyperParams> implements Method {
     }
   }
 }
+
+/** Hyper-parameters every V-Net method has: width, dropout and the SGD set-up. */
+export type VNetHp = SgdHp & {
+  /** V-Net base width (`n_filters`). */
+  nFilters: number;
+  /** Dropout3d probability on x5 and x9. */
+  dropout: number;
+};
+
+/** Defaults of {@link VNetHp}: `n_filters` 16, dropout 0.5, {@link SGD_DEFAULTS}. */
+export const VNET_DEFAULTS: VNetHp = { nFilters: 16, dropout: 0.5, ...SGD_DEFAULTS };
 
 /** The prediction rule of a V-Net method: class probabilities from eval-mode head outputs. */
 export type PredictionRule = (outputs: tf.Tensor5D[]) => tf.Tensor5D;

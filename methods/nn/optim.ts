@@ -7,7 +7,8 @@
  * `buf = d_p` on the first step, then `buf = m*buf + (1-dampening)*d_p`; `p -= lr*buf`) and
  * `torch/optim/adam.py` (`_single_tensor_adam`, non-amsgrad); LR step decay from UA-MT
  * `train_LA_meanteacher_certainty_unlabel.py` (`lr = base_lr * 0.1 ** (iter_num // 2500)`),
- * poly decay from HiLab-git/SSL4MIS `train_mean_teacher_3D.py` (spec methods.md §2.2, §12).
+ * poly decay from HiLab-git/SSL4MIS `train_mean_teacher_3D.py`
+ * (`lr = base_lr * (1 - iter_num / max_iterations) ** 0.9`).
  * @module
  */
 import * as tf from "@tensorflow/tfjs-core";

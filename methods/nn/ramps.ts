@@ -3,7 +3,8 @@
  *
  * Semantics follow `code/utils/ramps.py` of yulequan/UA-MT and HiLab-git/DTC (itself from
  * CuriousAI/mean-teacher), and `get_current_consistency_weight` of
- * `train_LA_meanteacher_certainty_unlabel.py` / `train_la_dtc.py` (spec methods.md §2.2, §12).
+ * `train_LA_meanteacher_certainty_unlabel.py` / `train_la_dtc.py` (both call it with
+ * `iter_num // 150` and `consistency_rampup = 40`).
  * @module
  */
 
@@ -48,4 +49,19 @@ export function consistencyWeight(
   epochLength = 150,
 ): number {
   return c * sigmoidRampup(Math.floor(iteration / epochLength), rampupLength);
+}
+
+/** The ramp hyper-parameters of the consistency-weighted methods. */
+export type RampHp = {
+  /** Final weight C. */
+  consistency: number;
+  /** Ramp-up length L in "epochs" of `rampupEpochLength` iterations. */
+  consistencyRampup: number;
+  /** Iterations per ramp-up "epoch" (150). */
+  rampupEpochLength: number;
+};
+
+/** {@link consistencyWeight} of a method's {@link RampHp} at 0-based `iteration`. */
+export function rampedWeight(hp: RampHp, iteration: number): number {
+  return consistencyWeight(hp.consistency, iteration, hp.consistencyRampup, hp.rampupEpochLength);
 }

@@ -61,3 +61,24 @@ export function assignStored(v: tf.Variable, s: StoredTensor, name = v.name): vo
 export function loadTensor(s: StoredTensor): tf.Tensor {
   return tf.tensor(Float32Array.from(s.values), s.shape, "float32");
 }
+
+/** Variables of `maps`, in order, as stored tensors named `prefix + key` (a network's state). */
+export function storeVariables(
+  prefix: string,
+  ...maps: ReadonlyMap<string, tf.Variable>[]
+): Record<string, StoredTensor> {
+  const out: Record<string, StoredTensor> = {};
+  for (const m of maps) for (const [k, v] of m) out[prefix + k] = storeTensor(v);
+  return out;
+}
+
+/** Inverse of {@link storeVariables}: every variable of `maps` from `tensors[prefix + key]`. */
+export function restoreVariables(
+  tensors: Record<string, StoredTensor>,
+  prefix: string,
+  ...maps: ReadonlyMap<string, tf.Variable>[]
+): void {
+  for (const m of maps) {
+    for (const [k, v] of m) assignStored(v, getStored(tensors, prefix + k), prefix + k);
+  }
+}

@@ -69,17 +69,6 @@ export function sgdSchedule(hp: SgdHp): LrSchedule {
   return (iteration, totalIterations) => sgdLr(hp, iteration, totalIterations);
 }
 
-/** Hyper-parameters every V-Net method has: width, dropout and the SGD set-up. */
-export type VNetHp = SgdHp & {
-  /** V-Net base width (`n_filters`). */
-  nFilters: number;
-  /** Dropout3d probability on x5 and x9. */
-  dropout: number;
-};
-
-/** Defaults of {@link VNetHp}: `n_filters` 16, dropout 0.5, {@link SGD_DEFAULTS}. */
-export const VNET_DEFAULTS: VNetHp = { nFilters: 16, dropout: 0.5, ...SGD_DEFAULTS };
-
 /** `cat([labeled, unlabeled])` along the batch axis (a new tensor; the caller disposes it). */
 export function fullBatch(batch: TrainBatch): tf.Tensor5D {
   return batch.unlabeledImages === null

@@ -1,6 +1,6 @@
 /**
- * Monte-Carlo uncertainty of UA-MT (`code/train_LA_meanteacher_certainty_unlabel.py`,
- * spec methods.md §5): T stochastic teacher passes (dropout on, train mode, fresh input noise
+ * Monte-Carlo uncertainty of UA-MT (Yu et al., MICCAI 2019; yulequan/UA-MT
+ * `code/train_LA_meanteacher_certainty_unlabel.py`): T stochastic teacher passes (dropout on, train mode, fresh input noise
  * `clamp(N(0, 0.1), -0.2, 0.2)` per pass), mean softmax, predictive entropy
  * `-sum_c p log(p + 1e-6)`, a threshold ramped from 0.75 ln C to ln C over training, and the
  * certainty mask `1[U < H]`. As the reference, the T passes are made as T/2 forwards over the
@@ -9,6 +9,7 @@
  */
 import * as tf from "@tensorflow/tfjs-core";
 import type { Rng } from "./rng.ts";
+import type { StepInfo } from "../types.ts";
 import type { VNet } from "./vnet.ts";
 import { sigmoidRampup } from "./ramps.ts";
 
@@ -38,6 +39,29 @@ export interface McOptions {
   noiseClip?: number;
   /** Turns the network outputs into class probabilities [.., C] (default softmax of head 0). */
   toProbs?: (outputs: tf.Tensor5D[]) => tf.Tensor5D;
+}
+
+/** The MC hyper-parameters of the uncertainty-guided methods (UA-MT recipe: 8, 2, 0.1, 0.2). */
+export type McHp = {
+  /** MC dropout passes T. */
+  mcPasses: number;
+  /** Copies of the batch per MC forward. */
+  mcRepeats: number;
+  /** Input noise std and clamp. */
+  noiseStd: number;
+  noiseClip: number;
+};
+
+/** {@link McOptions} from a method's {@link McHp} and the step's seeded streams. */
+export function mcOptions(hp: McHp, step: StepInfo): McOptions {
+  return {
+    passes: hp.mcPasses,
+    repeats: hp.mcRepeats,
+    noiseRng: step.random.noise,
+    dropoutRng: step.random.dropout,
+    noiseStd: hp.noiseStd,
+    noiseClip: hp.noiseClip,
+  };
 }
 
 /**
@@ -88,6 +112,29 @@ export function uncertaintyThreshold(
 /** Certainty mask `1[U < threshold]` as float32, shape of `entropy`. */
 export function certaintyMask(entropy: tf.Tensor, threshold: number): tf.Tensor {
   return tf.tidy(() => tf.cast(tf.less(entropy, threshold), "float32"));
+}
+
+/**
+ * The teacher's certainty mask `1[U < H(t)]` on `x` [B, D, H, W]: {@link mcEntropy} with the
+ * method's {@link McHp} and the step's streams, thresholded by {@link uncertaintyThreshold}
+ * (UA-MT's per-step recipe, also UG-MCL Eq. 3-4). `toProbs` as in {@link McOptions}.
+ */
+export function mcCertaintyMask(
+  teacher: VNet,
+  x: tf.Tensor5D,
+  hp: McHp,
+  step: StepInfo,
+  nClasses: number,
+  toProbs?: McOptions["toProbs"],
+): tf.Tensor {
+  const o = mcOptions(hp, step);
+  const entropy = mcEntropy(teacher, x, toProbs ? { ...o, toProbs } : o);
+  const mask = certaintyMask(
+    entropy,
+    uncertaintyThreshold(step.iteration, step.totalIterations, nClasses),
+  );
+  entropy.dispose();
+  return mask;
 }
 
 /**

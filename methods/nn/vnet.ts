@@ -1,6 +1,7 @@
 /**
  * The V-Net of UA-MT / DTC (`code/networks/vnet.py` of yulequan/UA-MT, `vnet_sdf.py` of
- * HiLab-git/DTC) in NDHWC layout with raw tfjs ops (spec methods.md §3.1, §13).
+ * HiLab-git/DTC; `VNet(n_channels=1, n_classes=2, n_filters=16, normalization='batchnorm',
+ * has_dropout=True)`) in NDHWC layout with raw tfjs ops.
  *
  * - Encoder: ConvBlock(1, 2, 3, 3, 3 stages) of [conv3x3x3 pad 1 (bias) -> BN -> ReLU], each
  *   followed (except the last) by a 2x2x2 stride-2 conv -> BN -> ReLU doubling the channels.
@@ -11,8 +12,9 @@
  *   `out_conv2` seg logits), or any list of {@link HeadSpec}s.
  *
  * The transposed conv is a matMul (Ci -> 8 Co) followed by a depth-to-space reshape/transpose,
- * because tfjs 4.22 registers no gradient for `Conv3DBackpropInputV2` (spec performance.md
- * §1.2); it computes exactly `ConvTranspose3d(k=2, s=2, p=0)`.
+ * because tfjs 4.22 registers no gradient for `Conv3DBackpropInputV2` (tfjs-core's gradient
+ * registry has none, so `tf.conv3dTranspose` cannot be trained); it computes exactly
+ * `ConvTranspose3d(k=2, s=2, p=0)` with the same FLOPs.
  *
  * BatchNorm has PyTorch semantics: batch statistics (biased variance) in training, running
  * statistics in eval; running = 0.9 running + 0.1 batch with the UNBIASED batch variance;
@@ -24,7 +26,7 @@ import * as tf from "@tensorflow/tfjs-core";
 import "./gradients.ts";
 import type { Rng } from "./rng.ts";
 import type { StoredTensor } from "../types.ts";
-import { assignStored, getStored, storeTensor } from "./state.ts";
+import { restoreVariables, storeVariables } from "./state.ts";
 import { fusedNormAct, hasFusedNormAct } from "./native/norm.ts";
 
 /** Activation applied to a head's output. */
@@ -194,9 +196,9 @@ export function batchNorm(x: tf.Tensor5D, p: BnParams, opts: BnOptions): tf.Tens
 /** The UA-MT/DTC V-Net with named parameters and BN buffers. */
 export class VNet {
   /** Trainable parameters by stable name (PyTorch-like, e.g. `block_one.conv0.weight`). */
-  readonly params = new Map<string, tf.Variable>();
+  readonly params: Map<string, tf.Variable> = new Map();
   /** BN running statistics by stable name (`*.running_mean`, `*.running_var`). */
-  readonly buffers = new Map<string, tf.Variable>();
+  readonly buffers: Map<string, tf.Variable> = new Map();
   /** The heads, in the order {@link VNet.forward} returns them. */
   readonly heads: readonly HeadSpec[];
   readonly nFilters: number;
@@ -387,22 +389,12 @@ export class VNet {
 
   /** Parameters and BN buffers as stored tensors, names prefixed with `prefix`. */
   state(prefix = ""): Record<string, StoredTensor> {
-    const out: Record<string, StoredTensor> = {};
-    for (const [k, v] of this.params) out[prefix + k] = storeTensor(v);
-    for (const [k, v] of this.buffers) out[prefix + k] = storeTensor(v);
-    return out;
+    return storeVariables(prefix, this.params, this.buffers);
   }
 
   /** Restore what {@link VNet.state} wrote (same architecture). */
   restore(tensors: Record<string, StoredTensor>, prefix = ""): void {
-    for (const [k, v] of this.params) assignStored(v, getStored(tensors, prefix + k), prefix + k);
-    for (const [k, v] of this.buffers) assignStored(v, getStored(tensors, prefix + k), prefix + k);
-  }
-
-  /** Copy parameters and buffers from a network of the same architecture. */
-  copyFrom(other: VNet): void {
-    for (const [k, v] of this.params) v.assign(other.params.get(k)!);
-    for (const [k, v] of this.buffers) v.assign(other.buffers.get(k)!);
+    restoreVariables(tensors, prefix, this.params, this.buffers);
   }
 
   /** Free every variable. */

@@ -28,6 +28,8 @@ export const ABI = {
   dnnl_ndhwc: 21,
   dnnl_dhwio: 32,
   dnnl_ncdhw: 7,
+  dnnl_nCdhw8c: 133,
+  dnnl_nCdhw16c: 112,
   dnnl_forward_training: 64,
   dnnl_forward_inference: 96,
   dnnl_backward: 128,

@@ -27,7 +27,7 @@ int main(void) {
   C(dnnl_f32); C(dnnl_cpu); C(dnnl_stream_default_flags);
   C(DNNL_MAX_NDIMS);
   C(dnnl_format_tag_any); C(dnnl_a); C(dnnl_ab); C(dnnl_abc); C(dnnl_abcd); C(dnnl_abcde);
-  C(dnnl_ndhwc); C(dnnl_dhwio); C(dnnl_ncdhw);
+  C(dnnl_ndhwc); C(dnnl_dhwio); C(dnnl_ncdhw); C(dnnl_nCdhw8c); C(dnnl_nCdhw16c);
   C(dnnl_forward_training); C(dnnl_forward_inference); C(dnnl_backward);
   C(dnnl_backward_data); C(dnnl_backward_weights);
   C(dnnl_convolution_direct); C(dnnl_convolution_auto);

@@ -2,10 +2,16 @@
  * Fused inference forward of the UA-MT/DTC V-Net (`../vnet.ts`) on oneDNN, for the sliding
  * window evaluator: eval-mode BatchNorm folded into the preceding convolution
  * (`w' = w s`, `b' = (b - mean) s + beta`, `s = gamma / sqrt(var + eps)`), ReLU as an eltwise
- * post-op, each decoder skip (`relu(bn(up(x))) + skip`) as a binary-add post-op after the
- * ReLU, activations kept in the layouts oneDNN chooses (`format_tag_any`, blocked nCdhw16c on
- * AVX-512) from the input reorder to the 1x1x1 head, whose logits are reordered to NDHWC and
- * soft-maxed over classes in JS (`layout.ts` softmaxRows, the native Softmax kernel's loop).
+ * post-op, activations kept from the first convolution to the 1x1x1 head in the layouts
+ * oneDNN's implementations choose (`format_tag_any`: NDHWC for its brgemm convolutions on
+ * AVX-512, blocked nCdhw8c/16c for its direct jit ones), the head's logits soft-maxed over
+ * classes in JS (`layout.ts` softmaxRows, the native Softmax kernel's loop).
+ *
+ * Each decoder step `relu(bn(up(x))) + skip` (`ConvTranspose3d(k=2, s=2)`) runs as a 1x1x1
+ * convolution ci -> 8 co with the folded BN and the ReLU post-op, then a depth-to-space reorder
+ * whose `sum` post-op adds it into the skip tensor in place: oneDNN 2.6's deconvolution applies
+ * post-ops in a reference loop (1.7 s for the LA top level, against ~20 ms this way). The
+ * deconvolution with relu + binary-add post-ops remains the fallback.
  *
  * Primitives are built once per window-batch shape and cached; activation buffers live in a
  * grow-only arena shared by those plans (sized by liveness: a buffer is reused once the tensor
@@ -138,12 +144,13 @@ function vnetGraph(net: VNet, head: number): Graph {
 
 /** One timed primitive of a fused forward ({@link InferenceRunner.run} with a profile). */
 export interface InferStepTime {
-  /** Layer (parameter prefix) or "input"/"output" for the layout reorders. */
+  /** Layer (parameter prefix, e.g. "block_two.conv1"), or "output". */
   label: string;
-  /** e.g. "conv3x3x3+bn+relu", "deconv2x2x2+bn+relu+add", "reorder", "softmax (JS)". */
+  /** e.g. "conv3x3x3+bn+relu", "up: depth-to-space+skip add", "reorder", "softmax (JS)". */
   kind: string;
-  /** oneDNN implementation, e.g. "brg:avx512_core", "jit:avx512_core", "simple:any". */
+  /** oneDNN implementation, e.g. "brgconv:avx512_core", "jit:avx2", or "reorder", "js". */
   impl: string;
+  /** Wall time of the primitive (milliseconds). */
   ms: number;
 }
 
@@ -194,6 +201,13 @@ export interface InferenceOptions {
   eps?: number;
   /** Most window-batch shapes whose primitives are kept (default 4). */
   maxPlans?: number;
+  /**
+   * Diagnostics and tests: force the convolutions' outputs into oneDNN's blocked nCdhw8c or
+   * nCdhw16c layout (what AVX2 machines get) instead of letting oneDNN choose.
+   */
+  blocked?: 8 | 16;
+  /** Diagnostics and tests: run the up layers as oneDNN deconvolutions (the fallback path). */
+  deconv?: boolean;
 }
 
 /**
@@ -207,6 +221,8 @@ export class InferenceRunner {
   readonly #graph: Graph;
   readonly #eps: number;
   readonly #maxPlans: number;
+  readonly #blocked: 8 | 16 | null;
+  readonly #deconv: boolean;
   readonly #plans = new Map<string, Plan>();
   /** Activation buffers shared by every plan (plans run one at a time). */
   readonly #slots: Float32Array[] = [];
@@ -227,6 +243,8 @@ export class InferenceRunner {
     this.#graph = vnetGraph(net, opts.head ?? 0);
     this.#eps = opts.eps ?? 1e-5;
     this.#maxPlans = opts.maxPlans ?? 4;
+    this.#blocked = opts.blocked ?? null;
+    this.#deconv = opts.deconv ?? false;
   }
 
   /** The network this runner evaluates. */
@@ -427,7 +445,6 @@ export class InferenceRunner {
         s: number;
         pad: number;
         co: number;
-        dstDims: number[];
         candidates: { dst: MemDesc; post: PostOp[] }[];
       },
     ) => {
@@ -496,6 +513,14 @@ export class InferenceRunner {
       }
     };
 
+    const forced = this.#blocked === null
+      ? null
+      : this.#blocked === 8
+      ? ABI.dnnl_nCdhw8c
+      : ABI.dnnl_nCdhw16c;
+    const actDst = (l: Layer, dd: number[]) =>
+      forced === null || l.kind === "head" ? any(dd) : d.mdTag(dd, forced);
+
     /** Conv/down/head layers: one primitive, ReLU post-op after the folded BN. */
     const plainLayer = (i: number, op: Op) => {
       const l = op.layer;
@@ -506,13 +531,14 @@ export class InferenceRunner {
         deconv: false,
         ...geo,
         co: l.co,
-        dstDims: dd,
-        candidates: [{ dst: any(dd), post: l.bn === null ? [] : [{ kind: "relu" }] }],
+        candidates: [{ dst: actDst(l, dd), post: l.bn === null ? [] : [{ kind: "relu" }] }],
       });
       built.push(r.prim);
       const [srcMd, weiMd, , dstMd] = r.mds as [MemDesc, MemDesc, MemDesc, MemDesc];
       const src = inLayout(op.src, srcMd, `${l.conv} input`);
-      const out = alloc(floatsOf(dstMd));
+      // The head writes straight into the output buffer when it chose NDHWC.
+      const direct = l.kind === "head" && d.mdEqual(dstMd, ndhwc(dd));
+      const out: Buf = direct ? { t: "out", floats: floatsOf(dstMd) } : alloc(floatsOf(dstMd));
       steps.push({
         label: l.conv,
         kind: KIND_LABEL[l.kind],
@@ -552,7 +578,6 @@ export class InferenceRunner {
           s: 1,
           pad: 0,
           co: 8 * l.co,
-          dstDims: [n, 8 * l.co, ...sp],
           candidates: [{ dst: md8, post: [{ kind: "relu" }] }],
         }));
       } catch {
@@ -659,7 +684,6 @@ export class InferenceRunner {
         deconv: true,
         ...GEOMETRY.up,
         co: l.co,
-        dstDims: dd,
         candidates: [
           { dst: skipMd, post: [{ kind: "relu" }, { kind: "add", md: skipMd }] },
           { dst: skipMd, post: [{ kind: "relu" }] },
@@ -710,18 +734,20 @@ export class InferenceRunner {
     try {
       for (const [i, op] of g.ops.entries()) {
         if (op.layer.kind !== "up") plainLayer(i, op);
-        else if (!upAsMatrix(i, op)) upAsDeconv(i, op);
+        else if (this.#deconv || !upAsMatrix(i, op)) upAsDeconv(i, op);
       }
       // Logits to NDHWC in the output buffer, then the softmax there.
       const ld = dims.get(g.logits)!;
       const outFloats = ld.reduce((a, b) => a * b, 1);
-      step({
-        label: "output",
-        kind: "reorder",
-        impl: "reorder",
-        prim: d.reorder(mds.get(g.logits)!, ndhwc(ld)),
-        bufs: [where.get(g.logits)!, { t: "out", floats: outFloats }],
-      });
+      if (where.get(g.logits)!.t !== "out") {
+        step({
+          label: "output",
+          kind: "reorder",
+          impl: "reorder",
+          prim: d.reorder(mds.get(g.logits)!, ndhwc(ld)),
+          bufs: [where.get(g.logits)!, { t: "out", floats: outFloats }],
+        });
+      }
       steps.push({
         label: "output",
         kind: "softmax (JS)",
@@ -873,6 +899,15 @@ const runners: InferenceRunner[] = [];
 /** Runners kept at once (one per network; the evaluator scores one method at a time). */
 const MAX_RUNNERS = 2;
 let noticed = false;
+const counts = { fused: 0, checked: 0, fellBack: 0 };
+
+/**
+ * Window batches the fused predictors served (`fused`), first batches checked against the
+ * unfused path (`checked`), and predictors that fell back to it (`fellBack`), since start-up.
+ */
+export function fusedInferenceCounts(): Readonly<typeof counts> {
+  return { ...counts };
+}
 
 function notice(line: string): void {
   if (noticed) return;
@@ -932,9 +967,8 @@ export function fusedWindowPredictor(
   if (d === null) return null;
   const net = predictingNetwork(method);
   if (net === null) return null;
-  let runner: InferenceRunner;
   try {
-    runner = inferenceRunner(d, net);
+    inferenceRunner(d, net);
   } catch (e) {
     notice(`fused inference off (${firstLine(e)}); evaluating with method.predict`);
     return null;
@@ -942,16 +976,23 @@ export function fusedWindowPredictor(
   let off = false;
   return async (batch, shape) => {
     if (off) return unfused(batch, shape);
+    // Looked up per batch: another network's predictor may have evicted it meanwhile.
+    const runner = inferenceRunner(d, net);
     let probs: Float32Array;
     try {
       probs = runner.run(batch, shape);
     } catch (e) {
       off = true;
+      counts.fellBack++;
       notice(`fused inference off (${firstLine(e)}); evaluating with method.predict`);
       return unfused(batch, shape);
     }
     const version = runner.version;
-    if (runner.verifiedVersion === version) return probs;
+    if (runner.verifiedVersion === version) {
+      counts.fused++;
+      return probs;
+    }
+    counts.checked++;
     const ref = await unfused(batch, shape);
     let diff = probs.length === ref.length ? 0 : Infinity;
     for (let i = 0; i < ref.length && diff <= FUSED_CHECK_TOLERANCE; i++) {
@@ -959,6 +1000,7 @@ export function fusedWindowPredictor(
     }
     if (!(diff <= FUSED_CHECK_TOLERANCE)) {
       off = true;
+      counts.fellBack++;
       notice(
         `fused inference off (differs from method.predict by ${
           diff.toExponential(2)

@@ -17,31 +17,22 @@
  * @module
  */
 import * as tf from "@tensorflow/tfjs-core";
-import type {
-  BuildContext,
-  Method,
-  MethodDefinition,
-  MethodState,
-  StepInfo,
-  StepLosses,
-  TrainBatch,
-} from "./types.ts";
-import { Rng } from "./nn/rng.ts";
+import type { BuildContext, MethodDefinition, StepInfo, StepLosses, TrainBatch } from "./types.ts";
 import { masslDiceLoss, mse } from "./nn/losses.ts";
-import { Adam, disposeGrads, lossAndGrads } from "./nn/optim.ts";
-import { foregroundTarget, masslLr, MasslNet, twoClass } from "./nn/massl_net.ts";
-import { optimizerEntries, readLosses, restoreOptimizer } from "./nn/training.ts";
+import { binaryOnly, MasslNetMethod, type OptimizerSlot } from "./nn/method_base.ts";
+import { foregroundTarget, masslSchedule } from "./nn/massl_net.ts";
+import { readLosses } from "./nn/training.ts";
 
 /** Hyper-parameters of {@link masslPretrain}. */
 export type MasslPretrainHp = {
   /** `base_n_filter` (16). */
   nFilters: number;
   /** "dec" = Pretrain(Dec) (encoder frozen), "cnn" = Pretrain(CNN) (encoder fine-tuned). */
-  finetune: string;
+  finetune: "dec" | "cnn";
   /** Iterations of autoencoder pre-training before fine-tuning starts [I]. */
   pretrainIterations: number;
   /** Pre-training images: "unlabeled" (paper) or "all" (labeled + unlabeled). */
-  pretrainData: string;
+  pretrainData: "unlabeled" | "all";
   /** Adam LRs of the two phases (1e-3 reconstruction, 1e-2 segmentation). */
   lrRec: number;
   lrSeg: number;
@@ -50,87 +41,53 @@ export type MasslPretrainHp = {
   lrGamma: number;
 };
 
-class MasslPretrain implements Method {
-  readonly #net: MasslNet;
-  readonly #optPre: Adam;
-  readonly #optFt: Adam;
-  readonly #ftParams: Map<string, tf.Variable>;
-  readonly #hp: MasslPretrainHp;
+/**
+ * The autoencoder phase's Adam (`optim_pre`, encoder + rec decoder) and the fine-tuning phase's
+ * (`optim_ft`, seg decoder, or encoder + seg decoder for "cnn"), each with its own StepLR.
+ */
+class MasslPretrain extends MasslNetMethod<MasslPretrainHp> {
+  readonly #pre: OptimizerSlot;
+  readonly #ft: OptimizerSlot;
 
   constructor(hp: MasslPretrainHp, ctx: BuildContext) {
-    if (ctx.nClasses !== 2) {
-      throw new Error(`massl-pretrain: binary segmentation only (nClasses 2), got ${ctx.nClasses}`);
-    }
-    if (hp.finetune !== "dec" && hp.finetune !== "cnn") {
-      throw new Error(`massl-pretrain: finetune must be 'dec' or 'cnn', got '${hp.finetune}'`);
-    }
-    if (hp.pretrainData !== "unlabeled" && hp.pretrainData !== "all") {
-      throw new Error(
-        `massl-pretrain: pretrainData must be 'unlabeled' or 'all', got '${hp.pretrainData}'`,
-      );
-    }
-    this.#hp = hp;
-    this.#net = new MasslNet(
-      { inChannels: ctx.inChannels, nFilters: hp.nFilters, recChannels: ctx.inChannels },
-      new Rng(ctx.initSeed),
+    super(hp, ctx, ctx.inChannels);
+    this.#pre = this.adam(
+      "optim_pre",
+      this.net.paramsOf("encoder", "recDecoder"),
+      masslSchedule(hp.lrRec, hp.lrStep, hp.lrGamma),
     );
-    this.#optPre = new Adam(this.#net.paramsOf("encoder", "recDecoder"));
-    this.#ftParams = hp.finetune === "dec"
-      ? this.#net.paramsOf("segDecoder")
-      : this.#net.paramsOf("encoder", "segDecoder");
-    this.#optFt = new Adam(this.#ftParams);
+    this.#ft = this.adam(
+      "optim_ft",
+      hp.finetune === "dec"
+        ? this.net.paramsOf("segDecoder")
+        : this.net.paramsOf("encoder", "segDecoder"),
+      masslSchedule(hp.lrSeg, hp.lrStep, hp.lrGamma, hp.pretrainIterations),
+    );
   }
 
   trainStep(batch: TrainBatch, step: StepInfo): Promise<StepLosses> {
-    const hp = this.#hp;
-    const i = step.iteration;
-    if (i < hp.pretrainIterations) {
+    const hp = this.hp;
+    if (step.iteration < hp.pretrainIterations) {
       const x = hp.pretrainData === "all" && batch.unlabeledImages !== null
         ? tf.concat([batch.labeledImages, batch.unlabeledImages], 0)
         : tf.clone(batch.unlabeledImages ?? batch.labeledImages);
-      const { value, grads } = lossAndGrads(
-        () => mse(this.#net.forward(x, { seg: false }).rec!, x),
-        this.#net.paramsOf("encoder", "recDecoder"),
+      const { loss, lr } = this.minimise(
+        () => mse(this.net.forward(x, { seg: false }).rec!, x),
+        step,
+        { optimizers: this.#pre },
       );
       x.dispose();
-      const lr = masslLr(hp.lrRec, i, hp.lrStep, hp.lrGamma);
-      this.#optPre.step(grads, lr);
-      disposeGrads(grads);
-      return readLosses({ loss: value }, { lr, phase: 0 });
+      return readLosses({ loss }, { lr, phase: 0 });
     }
-    const { value, grads } = lossAndGrads(() => {
-      const p = this.#net.forward(batch.labeledImages, { rec: false }).seg!;
-      return masslDiceLoss(p, foregroundTarget(batch.labels));
-    }, this.#ftParams);
-    const lr = masslLr(hp.lrSeg, i - hp.pretrainIterations, hp.lrStep, hp.lrGamma);
-    this.#optFt.step(grads, lr);
-    disposeGrads(grads);
-    return readLosses({ loss: value }, { lr, phase: 1 });
-  }
-
-  predict(patch: tf.Tensor5D): tf.Tensor5D {
-    return tf.tidy(() => twoClass(this.#net.forward(patch, { rec: false }).seg!));
-  }
-
-  state(): MethodState {
-    const a = optimizerEntries("optim_pre", this.#optPre);
-    const b = optimizerEntries("optim_ft", this.#optFt);
-    return {
-      tensors: { ...this.#net.state("net."), ...a.tensors, ...b.tensors },
-      extra: { ...a.extra, ...b.extra },
-    };
-  }
-
-  restore(s: MethodState): void {
-    this.#net.restore(s.tensors, "net.");
-    restoreOptimizer(s, "optim_pre", this.#optPre);
-    restoreOptimizer(s, "optim_ft", this.#optFt);
-  }
-
-  dispose(): void {
-    this.#net.dispose();
-    this.#optPre.dispose();
-    this.#optFt.dispose();
+    const { loss, lr } = this.minimise(
+      () => {
+        const p = this.net.forward(batch.labeledImages, { rec: false }).seg!;
+        return masslDiceLoss(p, foregroundTarget(batch.labels));
+      },
+      step,
+      { optimizers: this.#ft },
+    );
+    return readLosses({ loss }, { lr, phase: 1 });
   }
 }
 
@@ -159,5 +116,6 @@ export const masslPretrain: MethodDefinition<MasslPretrainHp> = {
     lrStep: 500,
     lrGamma: 0.5,
   },
-  create: (hp, ctx) => new MasslPretrain(hp, ctx),
+  choices: { finetune: ["dec", "cnn"], pretrainData: ["unlabeled", "all"] },
+  create: (hp, ctx) => new MasslPretrain(hp, binaryOnly("massl-pretrain", ctx)),
 };
