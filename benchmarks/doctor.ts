@@ -60,6 +60,16 @@ function denoCheck(): Check {
   };
 }
 
+function memoryLine(): string {
+  const gb = (b: number) => `${(b / 2 ** 30).toFixed(1)} GB`;
+  try {
+    const m = Deno.systemMemoryInfo();
+    return `memory ${gb(m.total)}, ${gb(m.available)} available`;
+  } catch {
+    return "memory unknown";
+  }
+}
+
 function cpuCheck(): Check {
   const threads = navigator.hardwareConcurrency;
   const omp = envOr("OMP_NUM_THREADS");
@@ -68,7 +78,7 @@ function cpuCheck(): Check {
     state: "info",
     detail: `${cpuModel()}, ${threads} threads${
       omp === undefined ? "" : `, OMP_NUM_THREADS=${omp}`
-    }; --jobs auto runs ${threads} worker(s)`,
+    }; ${memoryLine()}; --jobs auto runs up to ${threads} worker(s), one per core, fewer when the memory a plan's workers need (measured by its estimate) does not fit`,
   };
 }
 

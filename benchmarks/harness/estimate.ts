@@ -13,7 +13,8 @@
  *   few steps taken at the run's middle iteration (one warm-up step, then up to
  *   {@link PROBE_STEPS} timed steps within {@link PROBE_BUDGET_S} s; a warm-up step slower than
  *   {@link SLOW_STEP_S} s is used as the measurement itself), then timed on a batch of
- *   evaluation windows the same way.
+ *   evaluation windows the same way after one untimed call (the fused forward's plan is built
+ *   and checked on the first).
  * A run costs `iterations x step + windows x window` (+ the best-val validation passes); the
  * wall time with `--jobs N` is that of N workers claiming the runs longest first (parallel.ts).
  * @module
@@ -373,6 +374,9 @@ async function probe(
       const windows = new Float32Array(EVAL_BATCH * px * py * pz * facts.channels);
       rng.fillNormal(windows);
       const predict = windowPredictor(m);
+      // One untimed call first: it builds the fused forward's plan and checks it against
+      // method.predict (evaluate.ts), once per run, not per window.
+      await predict(windows, [EVAL_BATCH, px, py, pz, facts.channels]);
       const f = await timeCalls(async () => {
         await predict(windows, [EVAL_BATCH, px, py, pz, facts.channels]);
       });
