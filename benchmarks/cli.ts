@@ -3,14 +3,18 @@
  * one table so `--help` and the parser cannot drift apart.
  * @module
  */
-import { parseArgs } from "node:util";
 import { BACKEND_CHOICES, type BackendChoice } from "../methods/nn/backend.ts";
-import { flagErrorMessage, joinNegativeValues } from "./harness/flags.ts";
+import { joinNegativeValues, parseFlags } from "./harness/flags.ts";
 
 interface FlagDoc {
   type: "string" | "boolean";
   help: string;
   arg?: string;
+  /**
+   * false: the flag steers a submission or a listing, not the plan, and is not passed on to
+   * SLURM array tasks (harness/slurm_script.ts `taskArgs`); every other flag is forwarded.
+   */
+  forward?: false;
 }
 
 /** Every flag of `deno task bench`. */
@@ -19,6 +23,7 @@ export const FLAGS: Record<string, FlagDoc> = {
     type: "string",
     arg: "NAME",
     help: "benchmark to run (default: synthetic, which needs no data)",
+    forward: false,
   },
   methods: { type: "string", arg: "A,B", help: "only these method rows (ids or row keys)" },
   labeled: { type: "string", arg: "N,M", help: "only these labeled-case settings" },
@@ -38,17 +43,19 @@ export const FLAGS: Record<string, FlagDoc> = {
     help: `compute backend: ${BACKEND_CHOICES.join(" | ")} (default auto)`,
   },
   "data-dir": { type: "string", arg: "DIR", help: "dataset root (default: data/<dataset>)" },
-  out: { type: "string", arg: "DIR", help: "results root (default: results)" },
+  out: { type: "string", arg: "DIR", help: "results root (default: results)", forward: false },
   shard: {
     type: "string",
     arg: "i/n",
     help: "run only the i-th (0-based) of n disjoint slices of the grid",
+    forward: false,
   },
   jobs: {
     type: "string",
     arg: "N|auto",
     help:
       "worker processes on this machine, each a disjoint shard (default auto: one per CPU core)",
+    forward: false,
   },
   "method-file": {
     type: "string",
@@ -69,6 +76,7 @@ export const FLAGS: Record<string, FlagDoc> = {
     type: "boolean",
     help:
       "print the run plan with ids (stdout) and its estimated wall time (stderr, from stored or probed step rates); run nothing",
+    forward: false,
   },
   "no-estimate": {
     type: "boolean",
@@ -78,32 +86,62 @@ export const FLAGS: Record<string, FlagDoc> = {
   "tables-only": {
     type: "boolean",
     help: "rebuild tables from the stored run files; train nothing",
+    forward: false,
   },
   status: {
     type: "boolean",
     help: "report finished / running / failed / missing runs of the plan from the result files",
+    forward: false,
   },
   slurm: {
     type: "boolean",
     help: "submit the plan as a SLURM job array (one task per shard) instead of running it",
+    forward: false,
   },
-  shards: { type: "string", arg: "N", help: "SLURM: array tasks (default: one per run)" },
-  partition: { type: "string", arg: "P", help: "SLURM: partition (sbatch --partition)" },
-  gres: { type: "string", arg: "G", help: "SLURM: generic resources per task, e.g. gpu:1" },
-  time: { type: "string", arg: "HH:MM:SS", help: "SLURM: time limit per task ([D-]HH:MM:SS)" },
-  cpus: { type: "string", arg: "N", help: "SLURM: CPUs per task" },
-  mem: { type: "string", arg: "M", help: "SLURM: memory per task, e.g. 8G" },
-  "array-parallel": { type: "string", arg: "K", help: "SLURM: at most K tasks at a time (%K)" },
+  shards: {
+    type: "string",
+    arg: "N",
+    help: "SLURM: array tasks (default: one per run)",
+    forward: false,
+  },
+  partition: {
+    type: "string",
+    arg: "P",
+    help: "SLURM: partition (sbatch --partition)",
+    forward: false,
+  },
+  gres: {
+    type: "string",
+    arg: "G",
+    help: "SLURM: generic resources per task, e.g. gpu:1",
+    forward: false,
+  },
+  time: {
+    type: "string",
+    arg: "HH:MM:SS",
+    help: "SLURM: time limit per task ([D-]HH:MM:SS)",
+    forward: false,
+  },
+  cpus: { type: "string", arg: "N", help: "SLURM: CPUs per task", forward: false },
+  mem: { type: "string", arg: "M", help: "SLURM: memory per task, e.g. 8G", forward: false },
+  "array-parallel": {
+    type: "string",
+    arg: "K",
+    help: "SLURM: at most K tasks at a time (%K)",
+    forward: false,
+  },
   "slurm-dry-run": {
     type: "boolean",
     help: "SLURM: write the sbatch script, print it and the sbatch command; submit nothing",
+    forward: false,
   },
   "slurm-resubmit-failed": {
     type: "boolean",
     help: "SLURM: submit only the shards that still have unfinished runs (they resume)",
+    forward: false,
   },
-  list: { type: "boolean", help: "list benchmarks, methods and datasets" },
-  help: { type: "boolean", help: "this help" },
+  list: { type: "boolean", help: "list benchmarks, methods and datasets", forward: false },
+  help: { type: "boolean", help: "this help", forward: false },
 };
 
 /** A SLURM submission request (`--slurm`, `--slurm-dry-run`, `--slurm-resubmit-failed`). */
@@ -170,7 +208,7 @@ function intList(flag: string, v: string | undefined): number[] | null {
   if (v === undefined) return null;
   const xs = v.split(",").map((s) => s.trim()).filter((s) => s !== "");
   const out = xs.map(Number);
-  if (xs.length === 0 || out.some((x) => !Number.isInteger(x) || x < 0)) {
+  if (xs.length === 0 || out.some((x) => !Number.isSafeInteger(x) || x < 0)) {
     throw new Error(
       `--${flag}: expected a comma-separated list of non-negative integers, got '${v}'`,
     );
@@ -234,16 +272,14 @@ export function parseBenchArgs(argv: string[]): BenchOptions {
   const options = Object.fromEntries(
     Object.entries(FLAGS).map(([k, f]) => [k, { type: f.type }]),
   ) as Record<string, { type: "string" | "boolean" }>;
-  let values: Record<string, string | boolean | undefined>;
-  try {
-    const args = joinNegativeValues(
-      argv,
-      Object.keys(FLAGS).filter((k) => FLAGS[k]!.type === "string"),
-    );
-    ({ values } = parseArgs({ args, options, strict: true, allowPositionals: false }));
-  } catch (e) {
-    throw new Error(flagErrorMessage(e));
-  }
+  const args = joinNegativeValues(
+    argv,
+    Object.keys(FLAGS).filter((k) => FLAGS[k]!.type === "string"),
+  );
+  const { values }: { values: Record<string, string | boolean | undefined> } = parseFlags(
+    args,
+    options,
+  );
   const str = (k: string) => values[k] as string | undefined;
   const backend = (str("backend") ?? "auto") as BackendChoice;
   if (!(BACKEND_CHOICES as readonly string[]).includes(backend)) {
@@ -253,10 +289,27 @@ export function parseBenchArgs(argv: string[]): BenchOptions {
   }
   const iters = str("iterations")?.split(",").map((s) => s.trim()).filter((s) => s !== "")
     .map(Number);
-  if (iters && (iters.length !== 1 || !Number.isInteger(iters[0]) || iters[0]! < 1)) {
+  // Safe integers only: 1e20 would plan a run that never ends.
+  if (iters && (iters.length !== 1 || !Number.isSafeInteger(iters[0]) || iters[0]! < 1)) {
     throw new Error(`--iterations: expected one positive integer, got '${str("iterations")}'`);
   }
   const methods = str("methods");
+  if (methods !== undefined && methods.split(",").every((s) => s.trim() === "")) {
+    throw new Error(
+      `--methods: expected a comma-separated list of method ids or row keys, got '${methods}' (deno task bench --list lists them)`,
+    );
+  }
+  // One mode per invocation: a second one would be ignored without a word.
+  const modes = ["dry-run", "tables-only", "status", "list"].filter((k) => values[k] === true);
+  if (modes.length > 1) {
+    throw new Error(`--${modes[0]}: not with --${modes[1]} (pass one of them)`);
+  }
+  // --shard is one slice run by this process; --jobs N would be ignored (workers get --jobs 1).
+  if (str("shard") !== undefined && str("jobs") !== undefined && str("jobs") !== "1") {
+    throw new Error(
+      `--shard: not with --jobs ${str("jobs")} (a shard runs in one process; drop one of them)`,
+    );
+  }
   for (const k of ["tables-only", "status"]) {
     if (values["rerun-stale"] === true && values[k] === true) {
       throw new Error(`--rerun-stale: not with --${k} (it reruns runs; --${k} runs nothing)`);

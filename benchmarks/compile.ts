@@ -450,6 +450,9 @@ async function buildSelfExtracting(
   }
 }
 
+/** A bad flag (exit 2, as every task answers one), not a failed build (exit 1). */
+class FlagError extends Error {}
+
 async function main(args: string[]): Promise<number> {
   let outDir = join(ROOT, "dist");
   let check = true;
@@ -463,11 +466,20 @@ async function main(args: string[]): Promise<number> {
     else if (a === "--form" && ["auto", "compile", "self-extracting"].includes(args[i + 1]!)) {
       form = args[++i]!;
     } else {
-      throw new Error(
+      throw new FlagError(
         `unknown or incomplete flag ${a} (flags: --out DIR, --no-check, --with-tests, ` +
           `--form auto|compile|self-extracting)`,
       );
     }
+  }
+  try {
+    if (!(await Deno.stat(outDir)).isDirectory) {
+      throw new FlagError(
+        `--out: '${outDir}' is a file, not a folder (pass a folder for ${EXE_NAME})`,
+      );
+    }
+  } catch (e) {
+    if (!(e instanceof Deno.errors.NotFound)) throw e;
   }
   await Deno.mkdir(outDir, { recursive: true });
   const exe = join(outDir, EXE_NAME);
@@ -511,6 +523,6 @@ if (import.meta.main) {
     Deno.exit(await main(Deno.args));
   } catch (e) {
     warn(`compile: ${e instanceof Error ? e.message : String(e)}`);
-    Deno.exit(1);
+    Deno.exit(e instanceof FlagError ? 2 : 1);
   }
 }

@@ -8,13 +8,12 @@
  * @module
  */
 import { dirname, join } from "node:path";
-import { parseArgs } from "node:util";
 import { DATASETS } from "../datasets/mod.ts";
 import { isDir } from "../datasets/common.ts";
 import { Dnnl } from "../methods/nn/native/dnnl.ts";
 import { dnnlLibraryPath, NATIVE_FIX, NATIVE_MISSING_COST } from "../methods/nn/native/install.ts";
 import { describeAdapter } from "../methods/nn/webgpu/device.ts";
-import { flagErrorMessage } from "./harness/flags.ts";
+import { parseFlags } from "./harness/flags.ts";
 import { cpuModel, loadedLibraryFile, probeCommand, which } from "./harness/machine.ts";
 
 /** The Deno version this project is built and tested with. */
@@ -403,17 +402,10 @@ const HELP = [
 
 /** Entry point; returns the exit code. */
 export async function main(argv: string[], print: (line: string) => void): Promise<number> {
-  let values: { "data-dir"?: string; help?: boolean };
-  try {
-    ({ values } = parseArgs({
-      args: argv,
-      options: { "data-dir": { type: "string" }, help: { type: "boolean" } },
-      strict: true,
-      allowPositionals: false,
-    }));
-  } catch (e) {
-    throw new Error(flagErrorMessage(e));
-  }
+  const { values } = parseFlags(argv, {
+    "data-dir": { type: "string" },
+    help: { type: "boolean" },
+  });
   if (values.help) {
     print(HELP);
     return 0;

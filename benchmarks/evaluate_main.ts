@@ -5,15 +5,14 @@
  * number, and store a run file marked as an external checkpoint (`harness/rescore.ts`).
  * @module
  */
-import { parseArgs } from "node:util";
 import { join } from "node:path";
 import { getDataset } from "../datasets/mod.ts";
 import { BACKEND_CHOICES, type BackendChoice, initBackend } from "../methods/nn/backend.ts";
 import { getBenchmark } from "./mod.ts";
-import { ResultStore } from "./harness/store.ts";
+import { checkWritable, ResultStore } from "./harness/store.ts";
 import { Progress } from "./harness/progress.ts";
 import { gitCommit } from "./harness/runner.ts";
-import { flagErrorMessage } from "./harness/flags.ts";
+import { checkOutputFolder, parseFlags } from "./harness/flags.ts";
 import { findRow, rescoreCheckpoint, rescoreText } from "./harness/rescore.ts";
 import type { Split } from "../datasets/types.ts";
 
@@ -70,31 +69,21 @@ function positiveInt(flag: string, v: string): number {
 
 /** Parse argv; every problem is one line naming the flag. */
 export function parseEvaluateArgs(argv: string[]): EvaluateOptions {
-  let values: Record<string, string | boolean | undefined>;
-  try {
-    ({ values } = parseArgs({
-      args: argv,
-      options: {
-        checkpoint: { type: "string" },
-        benchmark: { type: "string" },
-        method: { type: "string" },
-        labeled: { type: "string" },
-        cases: { type: "string" },
-        "case-ids": { type: "string" },
-        key: { type: "string" },
-        split: { type: "string" },
-        stride: { type: "string" },
-        "data-dir": { type: "string" },
-        out: { type: "string" },
-        backend: { type: "string" },
-        help: { type: "boolean" },
-      },
-      strict: true,
-      allowPositionals: false,
-    }));
-  } catch (e) {
-    throw new Error(flagErrorMessage(e));
-  }
+  const { values }: { values: Record<string, string | boolean | undefined> } = parseFlags(argv, {
+    checkpoint: { type: "string" },
+    benchmark: { type: "string" },
+    method: { type: "string" },
+    labeled: { type: "string" },
+    cases: { type: "string" },
+    "case-ids": { type: "string" },
+    key: { type: "string" },
+    split: { type: "string" },
+    stride: { type: "string" },
+    "data-dir": { type: "string" },
+    out: { type: "string" },
+    backend: { type: "string" },
+    help: { type: "boolean" },
+  });
   const str = (k: string) => values[k] as string | undefined;
   const help = values.help === true;
   const checkpoint = str("checkpoint"), benchmark = str("benchmark");
@@ -159,6 +148,8 @@ export async function main(argv: string[]): Promise<number> {
     out(HELP);
     return 0;
   }
+  // Before anything is read or scored: --out must be a folder (or able to become one).
+  await checkOutputFolder("--out", opts.out);
   const spec = getBenchmark(opts.benchmark);
   if (opts.method !== undefined) findRow(spec, opts.method);
   const root = opts.dataDir ?? join("data", spec.dataset.id);
@@ -178,6 +169,9 @@ export async function main(argv: string[]): Promise<number> {
     opts.split ?? spec.dataset.folds?.[0] ?? spec.dataset.split,
     `benchmark ${spec.id}: dataset ${spec.dataset.id}`,
   );
+  // The run file is written after the scoring: a folder that cannot take it is one line now.
+  const store = new ResultStore(opts.out, spec.id);
+  await checkWritable([store.dir, join(store.dir, "runs")], "the re-scored run file");
   const provenance = await initBackend(opts.backend);
   const result = await rescoreCheckpoint({
     spec,
@@ -191,7 +185,7 @@ export async function main(argv: string[]): Promise<number> {
     dataset,
     split,
     root,
-    store: new ResultStore(opts.out, spec.id),
+    store,
     provenance,
     gitCommit: await gitCommit(),
     progress: new Progress(),

@@ -11,7 +11,7 @@ import { BENCHMARKS, getBenchmark } from "./mod.ts";
 import { type BenchOptions, helpText, parseBenchArgs } from "./cli.ts";
 import { checkOutputFolder } from "./harness/flags.ts";
 import { expandGrid, parseShard, type PlannedRun, shardRuns } from "./harness/plan.ts";
-import { checkWritable, ResultStore } from "./harness/store.ts";
+import { ChecksumMismatchError, checkWritable, ResultStore } from "./harness/store.ts";
 import { checkRecords, CodeHasher, markStaleRows, staleSummary } from "./harness/code_hash.ts";
 import { buildTable, tableCsv, tableMarkdown } from "./harness/tables.ts";
 import { writeReport } from "./harness/report.ts";
@@ -21,6 +21,7 @@ import { loadMethodFile, withMethodFile } from "./harness/external.ts";
 import { compareReport } from "./harness/compare.ts";
 import {
   availableMemoryBytes,
+  claimedWallSeconds,
   CLAIMS_ENV,
   jobsForMemory,
   longestFirst,
@@ -37,6 +38,7 @@ import {
   type DataFacts,
   estimatePlan,
   forwardKey,
+  humanDuration,
   machineKey,
   MIN_RUN_ITERATIONS,
   nominalTestWindows,
@@ -240,7 +242,7 @@ async function printEstimate(a: {
     const data = await estimateData(a.spec, dataset, a.cache);
     const finished = new Set<string>();
     for (const r of a.runs) if (await exists(a.store.runPath(r.runId))) finished.add(r.runId);
-    await estimatePlan({
+    const est = await estimatePlan({
       spec: a.spec,
       runs: a.runs,
       finished,
@@ -253,7 +255,14 @@ async function printEstimate(a: {
       caseBytes: data.caseBytes,
       print: err,
     });
-    await printJobs(a.spec, a.runs, a.opts, a.provenance);
+    const jobs = await printJobs(a.spec, a.runs, a.opts, a.provenance);
+    if (jobs !== null && jobs < a.jobs && jobs >= 1) {
+      err(
+        `estimated wall time with ${jobs} worker${jobs === 1 ? "" : "s"} (memory): ${
+          humanDuration(claimedWallSeconds(est.runSeconds, jobs))
+        }`,
+      );
+    }
   } catch (e) {
     err(`estimate: not available (${e instanceof Error ? e.message.split("\n")[0] : String(e)})`);
   }
@@ -272,8 +281,8 @@ async function printJobs(
   runs: PlannedRun[],
   opts: BenchOptions,
   provenance: Provenance,
-): Promise<void> {
-  if (opts.shard) return;
+): Promise<number | null> {
+  if (opts.shard) return null;
   const per = await storedWorkerBytes(spec, runs, opts.out, provenance);
   const { jobs, notice } = jobsForMemory(opts.jobs, runs.length, {
     availableBytes: availableMemoryBytes(),
@@ -283,6 +292,7 @@ async function printJobs(
   if (notice) err(notice);
   const to = Deno.env.get(JOBS_OUT_ENV);
   if (to) await Deno.writeTextFile(to, String(jobs));
+  return jobs;
 }
 
 /** A finished run's measured rates, stored for later estimates on this machine. */
@@ -358,8 +368,12 @@ async function planStaleLine(
 ): Promise<string | null> {
   const records: RunRecord[] = [];
   for (const r of runs) {
-    // A file that does not read is the runner's to report (set aside, or one-line error).
-    const rec = await store.readRun(r.runId).catch(() => null);
+    // A checksum mismatch is the runner's to report (set aside, run again); a file that is
+    // not a run record stops the bench here, in one line, before any worker starts.
+    const rec = await store.readRun(r.runId).catch((e) => {
+      if (e instanceof ChecksumMismatchError) return null;
+      throw e;
+    });
     if (rec) records.push(rec);
   }
   return staleSummary(await checkRecords(records, code), records.length);
@@ -378,6 +392,13 @@ export async function main(argv: string[]): Promise<number> {
   }
   await checkOutputFolder("--out", opts.out);
   let spec = getBenchmark(opts.benchmark ?? "synthetic");
+  // The synthetic dataset is generated: a --data-dir there would be ignored without a word
+  // (a user who meant a real benchmark would get synthetic numbers).
+  if (opts.dataDir !== null && spec.dataset.id === "synthetic") {
+    throw new Error(
+      `--data-dir: benchmark ${spec.id} generates its data and reads no dataset root (pass --benchmark NAME for a benchmark on real data; deno task bench --list lists them)`,
+    );
+  }
   let externalId: string | null = null;
   if (opts.methodFile) {
     const def = await loadMethodFile(opts.methodFile);
@@ -438,6 +459,8 @@ export async function main(argv: string[]): Promise<number> {
     return 0;
   }
   if (opts.tablesOnly) {
+    // The tables, the report and its plots are written here: one line if they cannot be.
+    await checkWritable([store.dir, join(store.dir, "plots")], "the tables and the report");
     out(await writeTables(spec, store, code, err));
     if (opts.compare) out(compareReport(spec, await store.readAllRuns(), opts.compare).join("\n"));
     return 0;
@@ -453,6 +476,13 @@ export async function main(argv: string[]): Promise<number> {
       `${
         (e as Error).message
       } (pass --data-dir DIR; \`deno task data ${spec.dataset.id}\` prints where to obtain the data and the expected layout)`,
+    );
+  }
+  // A root with no case at all (another dataset's layout, an empty folder): one line naming
+  // it, not one "file not found" per run.
+  if (dsDef.id !== "synthetic" && (await dataset.caseIds()).length === 0) {
+    throw new Error(
+      `${root}: no ${dsDef.id} case found there (expected the layout \`deno task data ${dsDef.id}\` prints; pass --data-dir DIR)`,
     );
   }
   const allSplits = await dataset.splits();

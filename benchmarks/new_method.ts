@@ -49,7 +49,7 @@ import * as tf from "@tensorflow/tfjs-core";
 import type { MethodDefinition, StepInfo, StepLosses, TrainBatch } from "./types.ts";
 import { ceDiceLoss } from "./nn/losses.ts";
 import { VNET_DEFAULTS, type VNetHp, VNetMethod } from "./nn/method_base.ts";
-import { rampedWeight, type RampHp } from "./nn/ramps.ts";
+import { laRamp, rampedWeight, type RampHp } from "./nn/ramps.ts";
 import { fullBatch, readLosses, rows, SGD_CHOICES } from "./nn/training.ts";
 
 /** Hyper-parameters: the V-Net's (LA protocol defaults) and the unlabeled term's ramp. */
@@ -85,7 +85,7 @@ export const ${ident}: MethodDefinition<${Cls}Hp> = {
     role: "proposed",
     reconstructed: false,
   },
-  defaults: { ...VNET_DEFAULTS, consistency: 0.1, consistencyRampup: 40, rampupEpochLength: 150 },
+  defaults: { ...VNET_DEFAULTS, ...laRamp(0.1) },
   choices: SGD_CHOICES,
   create: (hp, ctx) => new ${Cls}(hp, ctx),
 };

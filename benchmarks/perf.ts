@@ -106,6 +106,16 @@ export function parseArgs(args: string[]): PerfOptions {
     }
     return d as [number, number, number];
   };
+  /** A whole number >= min, or a one-line error naming the flag (Number('abc') is NaN). */
+  const intOf = (flag: string, s: string, min: number): number => {
+    const n = Number(s);
+    if (!/^\d+$/.test(s) || !Number.isSafeInteger(n) || n < min) {
+      throw new Error(
+        `${flag}: expected ${min > 0 ? "a positive" : "a non-negative"} integer, got '${s}'`,
+      );
+    }
+    return n;
+  };
   for (let i = 0; i < args.length; i++) {
     const a = args[i]!;
     const v = () => {
@@ -118,11 +128,11 @@ export function parseArgs(args: string[]): PerfOptions {
     } else if (a === "--infer") o.infer = true;
     else if (a === "--infer-only") o.infer = o.inferOnly = true;
     else if (a === "--infer-shape") o.inferShape = shapeOf(a, v());
-    else if (a === "--batch") o.batch = Number(v());
-    else if (a === "--runs") o.runs = Number(v());
-    else if (a === "--warmup") o.warmup = Number(v());
-    else if (a === "--nf") o.nFilters = Number(v());
-    else if (a === "--threads") o.threads = Number(v());
+    else if (a === "--batch") o.batch = intOf(a, v(), 1);
+    else if (a === "--runs") o.runs = intOf(a, v(), 1);
+    else if (a === "--warmup") o.warmup = intOf(a, v(), 0);
+    else if (a === "--nf") o.nFilters = intOf(a, v(), 1);
+    else if (a === "--threads") o.threads = intOf(a, v(), 1);
     else if (a === "--backends") {
       o.backends = v().split(",").map((b) => {
         if (!(PERF_BACKENDS as readonly string[]).includes(b)) {
@@ -134,7 +144,7 @@ export function parseArgs(args: string[]): PerfOptions {
       });
       // cpu first: the webgpu line compares its losses with cpu's over the same steps.
       o.backends.sort((a, b) => PERF_BACKENDS.indexOf(a) - PERF_BACKENDS.indexOf(b));
-    } else if (a === "--js-max-voxels") o.jsMaxVoxels = Number(v());
+    } else if (a === "--js-max-voxels") o.jsMaxVoxels = intOf(a, v(), 0);
     else if (a === "--no-torch") o.torch = false;
     else if (a === "--torch-device") {
       const d = v();
@@ -144,7 +154,7 @@ export function parseArgs(args: string[]): PerfOptions {
       o.torchDevice = d;
     } else if (a === "--full") o.full = o.infer = true;
     else if (a === "--no-profile") o.profile = false;
-    else if (a === "--mem-steps") o.memSteps = Number(v());
+    else if (a === "--mem-steps") o.memSteps = intOf(a, v(), 0);
     else if (a === "--json") o.json = v();
     else if (a === "--compare") o.compare = v();
     else throw new Error(`unknown flag ${a}`);
@@ -603,6 +613,18 @@ async function inferCase(
 /** Entry point (also `semiseg perf` of the compiled executable, benchmarks/compiled_main.ts). */
 export async function main(args: string[] = Deno.args): Promise<void> {
   const o = parseArgs(args);
+  // --json is written at the end: a folder that does not exist is one line now, not after.
+  if (o.json !== null) {
+    const dir = o.json.includes("/") ? o.json.slice(0, o.json.lastIndexOf("/")) || "/" : ".";
+    const isDir = (() => {
+      try {
+        return Deno.statSync(dir).isDirectory;
+      } catch {
+        return false;
+      }
+    })();
+    if (!isDir) throw new Error(`--json: '${o.json}': folder '${dir}' does not exist`);
+  }
   // libgomp reads this when oneDNN is dlopen'ed (first initBackend("cpu")), so set it first.
   Deno.env.set("OMP_NUM_THREADS", String(o.threads));
   say(`threads: ${o.threads} (oneDNN via OMP_NUM_THREADS, PyTorch via set_num_threads)`);

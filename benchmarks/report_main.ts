@@ -3,11 +3,10 @@
  * and `plots/*.svg` from the stored run files alone (nothing is trained).
  * @module
  */
-import { parseArgs } from "node:util";
 import { getBenchmark } from "./mod.ts";
-import { ResultStore } from "./harness/store.ts";
+import { checkWritable, ResultStore } from "./harness/store.ts";
 import { writeReport } from "./harness/report.ts";
-import { checkOutputFolder, flagErrorMessage } from "./harness/flags.ts";
+import { checkOutputFolder, parseFlags } from "./harness/flags.ts";
 
 const HELP = [
   "deno task report [flags]",
@@ -30,21 +29,11 @@ export interface ReportOptions {
 
 /** Parse argv; every problem is a one-line Error naming the flag. */
 export function parseReportArgs(argv: string[]): ReportOptions {
-  let values: { benchmark?: string; out?: string; help?: boolean };
-  try {
-    ({ values } = parseArgs({
-      args: argv,
-      options: {
-        benchmark: { type: "string" },
-        out: { type: "string" },
-        help: { type: "boolean" },
-      },
-      strict: true,
-      allowPositionals: false,
-    }));
-  } catch (e) {
-    throw new Error(flagErrorMessage(e));
-  }
+  const { values } = parseFlags(argv, {
+    benchmark: { type: "string" },
+    out: { type: "string" },
+    help: { type: "boolean" },
+  });
   return {
     benchmark: values.benchmark ?? "synthetic",
     out: values.out ?? "results",
@@ -62,7 +51,10 @@ export async function main(argv: string[]): Promise<number> {
   }
   const spec = getBenchmark(opts.benchmark);
   await checkOutputFolder("--out", opts.out);
-  const path = await writeReport(spec, new ResultStore(opts.out, spec.id));
+  const store = new ResultStore(opts.out, spec.id);
+  // report.html and plots/*.svg: a folder that cannot take them is one line naming it.
+  await checkWritable([store.dir, `${store.dir}/plots`], "the report and its plots");
+  const path = await writeReport(spec, store);
   out(`report: ${path}`);
   return 0;
 }

@@ -1,26 +1,12 @@
 /**
- * Challenge-format metrics: WMH 2017 (hjkuijf/wmhchallenge `evaluation.py`), LiTS 2017
- * (PatrickChrist/LITS-CHALLENGE `evaluation_notebook.ipynb` + `surface.py`) and BraTS regions
- * (CBICA conventions, [UNVERIFIED]: the CBICA evaluation source was not found).
- * All inputs are flat C-order arrays over `shape`; `spacing` is in array axis order (mm).
+ * Challenge-format metrics of WMH 2017 (hjkuijf/wmhchallenge `evaluation.py`): DSC, H95 on
+ * in-plane borders, AVD and lesion recall / precision / F1. All inputs are flat C-order arrays
+ * over `shape`; `spacing` is in array axis order (mm).
  * @module
  */
-import { resolveSpacing } from "../../methods/nn/edt.ts";
+import { cubeOffsets, nonZeroAxes, surfaceMask } from "../../methods/nn/neighbours.ts";
 import { labelComponents } from "./postprocess.ts";
-import {
-  binaryMetrics,
-  BRATS_PENALTY,
-  overlapCounts,
-  percentile,
-  type Spacing,
-  surfaceDistancePair,
-  surfaceMask,
-  surfaceToSurfaceDistances,
-} from "./metrics.ts";
-
-// ---------------------------------------------------------------------------------------------
-// WMH 2017
-// ---------------------------------------------------------------------------------------------
+import { overlapCounts, percentile, type Spacing, surfaceToSurfaceDistances } from "./metrics.ts";
 
 /** Options for {@link wmhMetrics}. */
 export interface WmhOptions {
@@ -65,19 +51,7 @@ export interface WmhMetrics {
 
 /** In-plane 3×3 square offsets (ITK ball of radius 1 in-plane, 0 through-plane). */
 function inPlaneSquare(ndim: number, sliceAxis: number): number[][] {
-  const res: number[][] = [];
-  for (let k = 0; k < 3 ** ndim; k++) {
-    const off: number[] = [];
-    let r = k;
-    for (let a = 0; a < ndim; a++) {
-      off.unshift((r % 3) - 1);
-      r = Math.floor(r / 3);
-    }
-    if (off[sliceAxis] !== 0) continue;
-    if (off.every((o) => o === 0)) continue;
-    res.push(off);
-  }
-  return res;
+  return cubeOffsets(ndim).filter((off) => off[sliceAxis] === 0 && nonZeroAxes(off) > 0);
 }
 
 /**
@@ -151,192 +125,3 @@ export function wmhMetrics(
     },
   };
 }
-
-// ---------------------------------------------------------------------------------------------
-// LiTS 2017
-// ---------------------------------------------------------------------------------------------
-
-/** LiTS per-structure scores (evaluation_notebook.ipynb). */
-export interface LitsScores {
-  /** medpy dc(pred, label); 0 when both are empty (medpy ≤ 0.4). */
-  dice: number;
-  /** medpy jc; NaN when both are empty (ZeroDivisionError in medpy ≤ 0.4). */
-  jaccard: number;
-  /** 1 - jaccard. */
-  voe: number;
-  /** medpy ravd(label, pred) = (|label| - |pred|)/|pred| (arguments reversed); NaN if pred empty. */
-  rvd: number;
-  /** Surface-class ASSD: 18-neighbourhood borders, pooled mean, mm; 0 if either is empty. */
-  assd: number;
-  /** medpy hd(label, pred, spacing) (6-neighbourhood surfaces); 0 if either is empty. */
-  msd: number;
-}
-
-/**
- * LiTS `Surface`-class ASSD: borders by `binary_erosion(…, generate_binary_structure(3, 2))`
- * (18-neighbourhood, border 0), nearest-neighbour distances in mm, `(Σd(A→B) + Σd(B→A)) /
- * (|S_A| + |S_B|)`. 0 when either mask is empty (the notebook's convention).
- */
-export function litsAssd(
-  a: ArrayLike<number>,
-  b: ArrayLike<number>,
-  shape: readonly number[],
-  spacing?: Spacing,
-): number {
-  const c = overlapCounts(a, b);
-  if (c.result === 0 || c.reference === 0) return 0;
-  const p = surfaceDistancePair(a, b, shape, {
-    ...(spacing === undefined ? {} : { spacing }),
-    connectivity: 2,
-  });
-  let s = 0;
-  for (const v of p.rToG) s += v;
-  for (const v of p.gToR) s += v;
-  return s / (p.rToG.length + p.gToR.length);
-}
-
-/** LiTS scores for one binary structure (`pred`, `label` already binarised). */
-export function litsScores(
-  label: ArrayLike<number>,
-  pred: ArrayLike<number>,
-  shape: readonly number[],
-  spacing?: Spacing,
-): LitsScores {
-  const c = overlapCounts(pred, label);
-  const den = c.result + c.reference;
-  const union = den - c.intersection;
-  const dice = den === 0 ? 0 : (2 * c.intersection) / den;
-  const jaccard = union === 0 ? NaN : c.intersection / union;
-  const rvd = c.result === 0 ? NaN : (c.reference - c.result) / c.result;
-  let assd = 0, msd = 0;
-  if (c.result > 0 && c.reference > 0) {
-    assd = litsAssd(label, pred, shape, spacing);
-    const p = surfaceDistancePair(label, pred, shape, spacing === undefined ? {} : { spacing });
-    msd = Math.max(max(p.rToG), max(p.gToR));
-  }
-  return { dice, jaccard, voe: 1 - jaccard, rvd, assd, msd };
-}
-
-function max(a: Float64Array): number {
-  let m = -Infinity;
-  for (const v of a) if (v > m) m = v;
-  return m;
-}
-
-/**
- * LiTS per-case metrics for liver (`label >= 1`) and lesion (`label == 2`), with the volume's
- * spacing (`header.get_zooms()[:3]`), as the evaluation notebook computes them.
- */
-export function litsCaseMetrics(
-  label: ArrayLike<number>,
-  pred: ArrayLike<number>,
-  shape: readonly number[],
-  spacing?: Spacing,
-): { liver: LitsScores; lesion: LitsScores } {
-  const n = label.length;
-  if (pred.length !== n) throw new Error("label/pred size mismatch");
-  const lL = new Uint8Array(n), pL = new Uint8Array(n);
-  const lT = new Uint8Array(n), pT = new Uint8Array(n);
-  for (let i = 0; i < n; i++) {
-    lL[i] = label[i]! >= 1 ? 1 : 0;
-    pL[i] = pred[i]! >= 1 ? 1 : 0;
-    lT[i] = label[i] === 2 ? 1 : 0;
-    pT[i] = pred[i] === 2 ? 1 : 0;
-  }
-  return {
-    liver: litsScores(lL, pL, shape, spacing),
-    lesion: litsScores(lT, pT, shape, spacing),
-  };
-}
-
-/** "Dice global" accumulator: Dice over all voxels of all cases pooled (LiTS ranking). */
-export class GlobalDice {
-  #inter = 0;
-  #sum = 0;
-  /** Add one case (binary masks). */
-  add(pred: ArrayLike<number>, label: ArrayLike<number>): void {
-    const c = overlapCounts(pred, label);
-    this.#inter += c.intersection;
-    this.#sum += c.result + c.reference;
-  }
-  /** 2 Σ|P∩G| / Σ(|P|+|G|); NaN before any foreground was seen. */
-  value(): number {
-    return this.#sum === 0 ? NaN : (2 * this.#inter) / this.#sum;
-  }
-}
-
-// ---------------------------------------------------------------------------------------------
-// BraTS
-// ---------------------------------------------------------------------------------------------
-
-/** BraTS evaluation region. */
-export type BratsRegion = "WT" | "TC" | "ET";
-
-/**
- * BraTS region masks: WT = label > 0, TC = label ∈ {1, ET}, ET = label == etLabel (4 for
- * 2018-2021; 3 from 2023).
- */
-export function bratsRegionMask(
-  label: ArrayLike<number>,
-  region: BratsRegion,
-  etLabel = 4,
-): Uint8Array {
-  const out = new Uint8Array(label.length);
-  for (let i = 0; i < label.length; i++) {
-    const l = label[i]!;
-    out[i] = region === "WT"
-      ? (l > 0 ? 1 : 0)
-      : region === "TC"
-      ? (l === 1 || l === etLabel ? 1 : 0)
-      : (l === etLabel ? 1 : 0);
-  }
-  return out;
-}
-
-/** BraTS per-region scores. */
-export interface BratsScores {
-  dice: number;
-  /** medpy hd95 (pooled), mm; [UNVERIFIED] against CBICA's implementation. */
-  hd95: number;
-  /** TP / (TP + FN); NaN when the region is absent from the GT. */
-  sensitivity: number;
-  /** TN / (TN + FP) over the whole array (no brain mask). */
-  specificity: number;
-}
-
-/**
- * BraTS per-case scores for WT, TC, ET with the commonly quoted (unverified) empty
- * conventions: both empty → Dice 1, HD95 0; exactly one empty → Dice 0, HD95 373.13
- * ({@link BRATS_PENALTY}).
- */
-export function bratsCaseMetrics(
-  label: ArrayLike<number>,
-  pred: ArrayLike<number>,
-  shape: readonly number[],
-  options: { spacing?: Spacing; etLabel?: number } = {},
-): Record<BratsRegion, BratsScores> {
-  const spacing = options.spacing === undefined
-    ? undefined
-    : resolveSpacing(options.spacing, shape.length);
-  const out = {} as Record<BratsRegion, BratsScores>;
-  for (const region of ["WT", "TC", "ET"] as const) {
-    const g = bratsRegionMask(label, region, options.etLabel ?? 4);
-    const p = bratsRegionMask(pred, region, options.etLabel ?? 4);
-    const m = binaryMetrics(p, g, shape, {
-      emptyPolicy: "brats",
-      ...(spacing ? { spacing } : {}),
-    });
-    const c = overlapCounts(p, g);
-    const tp = c.intersection, fn = c.reference - tp, fp = c.result - tp;
-    const tn = c.total - tp - fn - fp;
-    out[region] = {
-      dice: m.dice,
-      hd95: m.hd95,
-      sensitivity: c.reference === 0 ? NaN : tp / (tp + fn),
-      specificity: tn + fp === 0 ? NaN : tn / (tn + fp),
-    };
-  }
-  return out;
-}
-
-export { BRATS_PENALTY };

@@ -226,6 +226,8 @@ export interface PlanEstimate {
   stored: number;
   /** Seconds the probes took. */
   probeSeconds: number;
+  /** Each unfinished run's training + evaluation seconds (NaN: no rate), in plan order. */
+  runSeconds: number[];
 }
 
 /** `45 s`, `12 min`, `5.2 h`, `83 days (2,000 h)`. */
@@ -601,5 +603,6 @@ export async function estimatePlan(inp: EstimateInput): Promise<PlanEstimate> {
     probed,
     stored: groups.size - toProbe.length,
     probeSeconds,
+    runSeconds: runs.map((r) => costs.get(r.runId)!.train + costs.get(r.runId)!.eval),
   };
 }

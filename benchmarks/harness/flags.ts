@@ -1,9 +1,12 @@
 /**
- * One-line messages for `node:util` parseArgs errors, shared by every task's flag parser
- * (bench, report, doctor, data): an unknown flag, a stray positional, a flag missing its value.
+ * The flag parsing every task shares (bench, report, evaluate, doctor, data): strict
+ * `node:util` parseArgs whose errors become one line (an unknown flag, a stray positional, a
+ * flag missing its value), negative numbers handed to value flags, and the check of a
+ * results folder given as a flag.
  * @module
  */
 import { dirname } from "node:path";
+import { parseArgs, type ParseArgsConfig } from "node:util";
 
 /** The one-line message for a parseArgs error (the first line of anything else). */
 export function flagErrorMessage(e: unknown): string {
@@ -25,6 +28,31 @@ export function flagErrorMessage(e: unknown): string {
     return `flag ${name} needs a value (one that starts with '-' is written ${name}=-VALUE)`;
   }
   return msg.replace(/^Option '([^']+)'/, "flag $1");
+}
+
+/** The option table of {@link parseFlags} (parseArgs' `options`). */
+export type FlagOptions = NonNullable<ParseArgsConfig["options"]>;
+
+/**
+ * Strict `node:util` parseArgs of `argv` against `options`; any parse error is thrown as one
+ * line ({@link flagErrorMessage}), naming the flag. Positionals are refused unless
+ * `allowPositionals`.
+ */
+export function parseFlags<T extends FlagOptions, P extends boolean = false>(
+  argv: string[],
+  options: T,
+  allowPositionals?: P,
+): ReturnType<typeof parseArgs<{ args: string[]; options: T; strict: true; allowPositionals: P }>> {
+  try {
+    return parseArgs({
+      args: argv,
+      options,
+      strict: true,
+      allowPositionals: (allowPositionals ?? false) as P,
+    });
+  } catch (e) {
+    throw new Error(flagErrorMessage(e));
+  }
 }
 
 /**

@@ -5,8 +5,9 @@
  * - `dc = 2|R∩G| / (|R|+|G|)`, `jc = |R∩G| / |R∪G|`, `ravd = (|R|-|G|)/|G|`.
  * - Surfaces (`__surface_distances`): `R XOR binary_erosion(R, generate_binary_structure(ndim,
  *   connectivity))` with scipy's default `border_value=0`, so voxels on the array edge are
- *   surface. Distances: exact EDT (methods/nn/edt.ts) to the other surface with per-axis
- *   `voxelspacing` (voxel units when none), read at the first surface's voxels in C order.
+ *   surface (`surfaceMask`, methods/nn/neighbours.ts). Distances: exact EDT (methods/nn/edt.ts)
+ *   to the other surface with per-axis `voxelspacing` (voxel units when none), read at the first
+ *   surface's voxels in C order.
  * - `hd` = max of both directed maxima; `hd95` = numpy `percentile(hstack(sd(R,G), sd(G,R)), 95)`
  *   (POOLED, linear interpolation); `asd(R,G)` = mean of sd(R,G) (directed, prediction →
  *   reference as UA-MT calls it); `assd` = 0.4.0: mean of the two directed means, 0.5.2: pooled
@@ -17,6 +18,7 @@
  * @module
  */
 import { resolveSpacing, seedDistanceSquared } from "../../methods/nn/edt.ts";
+import { surfaceMask } from "../../methods/nn/neighbours.ts";
 
 /** Per-axis spacing (array axis order) or one number for all axes. */
 export type Spacing = number | readonly number[];
@@ -40,95 +42,6 @@ function checkSame(a: ArrayLike<number>, b: ArrayLike<number>, shape: readonly n
   if (a.length !== n || b.length !== n) {
     throw new Error(`arrays of ${a.length} and ${b.length} elements for shape [${shape}] (${n})`);
   }
-}
-
-/** Non-zero offsets of `generate_binary_structure(ndim, connectivity)`. */
-export function structureOffsets(ndim: number, connectivity: number): number[][] {
-  if (!Number.isInteger(connectivity) || connectivity < 1) {
-    throw new Error(`connectivity must be an integer >= 1, got ${connectivity}`);
-  }
-  const res: number[][] = [];
-  for (let k = 0; k < 3 ** ndim; k++) {
-    const off: number[] = [];
-    let r = k;
-    for (let a = 0; a < ndim; a++) {
-      off.unshift((r % 3) - 1);
-      r = Math.floor(r / 3);
-    }
-    const nz = off.filter((o) => o !== 0).length;
-    if (nz > 0 && nz <= connectivity) res.push(off);
-  }
-  return res;
-}
-
-/**
- * Surface (border) of a binary mask: `mask XOR binary_erosion(mask, structure, border_value)`
- * as medpy `__surface_distances` (and the LiTS `Surface` class with connectivity 2). An element
- * is surface when it is non-zero and some structure neighbour is zero or lies outside the array
- * (`borderValue` 0, scipy's default; with `borderValue` 1 the outside counts as foreground).
- * `offsets` overrides the structure (used for WMH's in-plane kernel).
- */
-export function surfaceMask(
-  mask: ArrayLike<number>,
-  shape: readonly number[],
-  connectivity = 1,
-  borderValue: 0 | 1 = 0,
-  offsets?: number[][],
-): Uint8Array {
-  const ndim = shape.length;
-  const total = sizeOf(shape);
-  const out = new Uint8Array(total);
-  if (total === 0) return out;
-  const offs = offsets ?? structureOffsets(ndim, connectivity);
-  const strides = new Array<number>(ndim).fill(1);
-  for (let a = ndim - 2; a >= 0; a--) strides[a] = strides[a + 1]! * shape[a + 1]!;
-  const flat = Int32Array.from(offs.map((o) => o.reduce((s, v, a) => s + v * strides[a]!, 0)));
-  const nOff = flat.length;
-  const L = shape[ndim - 1]!;
-  const coord = new Int32Array(ndim);
-  // rows along the last axis; elements strictly inside the array need no bounds checks
-  for (let base = 0; base < total; base += L) {
-    let rowInterior = true;
-    for (let a = 0; a < ndim - 1; a++) {
-      if (coord[a]! === 0 || coord[a]! === shape[a]! - 1) rowInterior = false;
-    }
-    for (let q = 0; q < L; q++) {
-      const i = base + q;
-      if (mask[i] === 0) continue;
-      if (rowInterior && q > 0 && q < L - 1) {
-        for (let k = 0; k < nOff; k++) {
-          if (mask[i + flat[k]!] === 0) {
-            out[i] = 1;
-            break;
-          }
-        }
-        continue;
-      }
-      coord[ndim - 1] = q;
-      for (let k = 0; k < nOff; k++) {
-        const off = offs[k]!;
-        let inside = true;
-        for (let a = 0; a < ndim; a++) {
-          const c = coord[a]! + off[a]!;
-          if (c < 0 || c >= shape[a]!) {
-            inside = false;
-            break;
-          }
-        }
-        if (inside ? mask[i + flat[k]!] === 0 : borderValue === 0) {
-          out[i] = 1;
-          break;
-        }
-      }
-    }
-    // next row: advance the outer coordinates
-    coord[ndim - 1] = 0;
-    for (let a = ndim - 2; a >= 0; a--) {
-      if (++coord[a]! < shape[a]!) break;
-      coord[a] = 0;
-    }
-  }
-  return out;
 }
 
 /** Bounding box [lo, hi) per axis of the non-zero elements of a or b (null when both empty). */

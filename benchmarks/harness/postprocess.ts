@@ -8,6 +8,12 @@
  * `getLargestCC` uses (HiLab-git/DTC `code/test_util.py`; skimage `measure.label` default).
  * @module
  */
+import {
+  flatOffsets,
+  forEachRow,
+  insideAt,
+  structureOffsets,
+} from "../../methods/nn/neighbours.ts";
 
 /** Result of {@link labelComponents}. */
 export interface Components {
@@ -36,22 +42,8 @@ function backwardOffsets(ndim: number, connectivity: number): number[][] {
   if (!Number.isInteger(connectivity) || connectivity < 1 || connectivity > ndim) {
     throw new Error(`connectivity must be an integer in 1..${ndim}, got ${connectivity}`);
   }
-  const res: number[][] = [];
-  const n = 3 ** ndim;
-  for (let k = 0; k < n; k++) {
-    const off: number[] = [];
-    let r = k;
-    for (let a = 0; a < ndim; a++) {
-      off.unshift((r % 3) - 1);
-      r = Math.floor(r / 3);
-    }
-    const nz = off.filter((o) => o !== 0).length;
-    if (nz === 0 || nz > connectivity) continue;
-    // lexicographically negative = precedes in C order
-    const first = off.find((o) => o !== 0)!;
-    if (first < 0) res.push(off);
-  }
-  return res;
+  // lexicographically negative = precedes in C order
+  return structureOffsets(ndim, connectivity).filter((off) => off.find((o) => o !== 0)! < 0);
 }
 
 /**
@@ -70,39 +62,20 @@ export function labelComponents(
   for (const d of shape) total *= d;
   if (mask.length !== total) throw new Error(`mask size ${mask.length} != shape size ${total}`);
   const offs = backwardOffsets(ndim, connectivity);
-  const strides = new Array<number>(ndim).fill(1);
-  for (let a = ndim - 2; a >= 0; a--) strides[a] = strides[a + 1]! * shape[a + 1]!;
-  const flatOff = Int32Array.from(offs.map((o) => o.reduce((s, v, a) => s + v * strides[a]!, 0)));
+  const flatOff = flatOffsets(offs, shape);
   const parent = new Int32Array(total).fill(-1);
   const nOff = offs.length;
   const L = shape[ndim - 1]!;
-  const coord = new Int32Array(ndim);
-  // rows along the last axis; elements strictly inside the array need no bounds checks
-  for (let base = 0; base < total && L > 0; base += L) {
-    let rowInterior = true;
-    for (let a = 0; a < ndim - 1; a++) {
-      if (coord[a]! === 0 || coord[a]! === shape[a]! - 1) rowInterior = false;
-    }
+  forEachRow(shape, (base, interior, coord) => {
     for (let q = 0; q < L; q++) {
       const i = base + q;
       if (mask[i] === 0) continue;
       parent[i] = i;
       let root = i;
-      const fast = rowInterior && q > 0 && q < L - 1;
+      const fast = interior && q > 0 && q < L - 1;
       coord[ndim - 1] = q;
       for (let k = 0; k < nOff; k++) {
-        if (!fast) {
-          const off = offs[k]!;
-          let ok = true;
-          for (let a = 0; a < ndim; a++) {
-            const c = coord[a]! + off[a]!;
-            if (c < 0 || c >= shape[a]!) {
-              ok = false;
-              break;
-            }
-          }
-          if (!ok) continue;
-        }
+        if (!fast && !insideAt(coord, offs[k]!, shape)) continue;
         const j = i + flatOff[k]!;
         if (parent[j]! < 0) continue;
         const rj = find(parent, j);
@@ -114,12 +87,7 @@ export function labelComponents(
         } else parent[rj] = root;
       }
     }
-    coord[ndim - 1] = 0;
-    for (let a = ndim - 2; a >= 0; a--) {
-      if (++coord[a]! < shape[a]!) break;
-      coord[a] = 0;
-    }
-  }
+  });
   const labels = new Int32Array(total);
   let count = 0;
   const sizeList: number[] = [0];

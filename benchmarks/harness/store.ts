@@ -470,7 +470,10 @@ async function readRunFile(p: string): Promise<RunRecord | null> {
  * missing): a probe file is written and removed in each. The first that fails is a one-line
  * error naming it, so a read-only results folder is found before hours of training, not after.
  */
-export async function checkWritable(dirs: string[]): Promise<void> {
+export async function checkWritable(
+  dirs: string[],
+  what = "results, checkpoints and failure records",
+): Promise<void> {
   for (const dir of dirs) {
     const probe = join(dir, `.write-probe-${Deno.pid}-${crypto.randomUUID().slice(0, 8)}`);
     try {
@@ -481,7 +484,7 @@ export async function checkWritable(dirs: string[]): Promise<void> {
       const why = (e instanceof Error ? e.message : String(e)).split("\n")[0]!
         .replace(/: (mkdir|open|writefile|remove) '.*'$/, "");
       throw new Error(
-        `${dir}: not writable (${why}): results, checkpoints and failure records could not be stored; pass --out DIR on a writable disk or fix the folder's permissions`,
+        `${dir}: not writable (${why}): ${what} could not be stored; pass --out DIR on a writable disk or fix the folder's permissions`,
       );
     }
   }
