@@ -17,10 +17,9 @@
  * (also `--download` of a dataset that cannot be downloaded).
  * @module
  */
-import { parseArgs } from "node:util";
 import { DATASETS, getDataset } from "./mod.ts";
-import { isDir } from "./common.ts";
-import { flagErrorMessage } from "../benchmarks/harness/flags.ts";
+import { isDir, isFile } from "./common.ts";
+import { parseFlags } from "../benchmarks/harness/flags.ts";
 import type { DatasetDefinition } from "./types.ts";
 import {
   caseIdOf,
@@ -55,6 +54,10 @@ export async function checkRoot(
   print: (line: string) => void,
   subset?: ReadonlySet<string>,
 ): Promise<number> {
+  if (def.id !== "synthetic" && isFile(root)) {
+    print(`${root}: a file, not a folder (pass the folder that holds the ${def.id} cases)`);
+    return 1;
+  }
   if (def.id !== "synthetic" && !isDir(root)) {
     print(`${root}: not found. ${def.title}: where to get it and the layout expected:`);
     for (const l of def.obtain.split("\n")) print(l);
@@ -62,9 +65,11 @@ export async function checkRoot(
     return 1;
   }
   let problems: string[];
+  let found = 0;
   try {
     const ds = def.open(root);
     const ids = await ds.caseIds();
+    found = ids.length;
     print(`${def.id}: ${ids.length} cases under ${root}`);
     // Every case's data is read (one at a time) and checked as a run's load checks it.
     let cases = 0, bytes = 0;
@@ -94,6 +99,14 @@ export async function checkRoot(
       );
     }
   }
+  // No case at all (another dataset's layout, an empty folder): one line, not one per case.
+  if (found === 0 && problems.length > 1 && problems.every((p) => /: missing \(/.test(p))) {
+    problems = [
+      `${root}: no ${def.id} case found there (all ${problems.length} split cases missing; the first: ${
+        problems[0]
+      })`,
+    ];
+  }
   for (const p of problems) print(p);
   print(problems.length === 0 ? `${def.id}: OK` : `${def.id}: ${problems.length} problem(s)`);
   return problems.length === 0 ? 0 : 1;
@@ -115,22 +128,17 @@ export async function main(
 ): Promise<number> {
   let parsed;
   try {
-    parsed = parseArgs({
-      args,
-      allowPositionals: true,
-      strict: true,
-      options: {
-        root: { type: "string" },
-        download: { type: "boolean" },
-        from: { type: "string" },
-        ids: { type: "string" },
-        limit: { type: "string" },
-        help: { type: "boolean", short: "h" },
-      },
-    });
+    parsed = parseFlags(args, {
+      root: { type: "string" },
+      download: { type: "boolean" },
+      from: { type: "string" },
+      ids: { type: "string" },
+      limit: { type: "string" },
+      help: { type: "boolean", short: "h" },
+    }, true);
   } catch (e) {
     // The shared one-line message, with this task's usage instead of "see --help".
-    print(`${flagErrorMessage(e).replace(/ \(see --help for the flags\)$/, "")} (${USAGE})`);
+    print(`${(e as Error).message.replace(/ \(see --help for the flags\)$/, "")} (${USAGE})`);
     return 2;
   }
   if (parsed.values.help) {

@@ -45,8 +45,9 @@ import {
   VNetMethod,
 } from "./nn/method_base.ts";
 import { Sgd } from "./nn/optim.ts";
-import { rampedWeight, type RampHp } from "./nn/ramps.ts";
+import { laRamp, rampedWeight, type RampHp } from "./nn/ramps.ts";
 import { computeSdf, innerBoundary } from "./nn/sdf.ts";
+import { structureOffsets } from "./nn/neighbours.ts";
 import {
   fullBatch,
   labelValues,
@@ -109,20 +110,6 @@ export function homoscedasticLoss(tasks: WeightedTask[], weighting: Weighting): 
   });
 }
 
-/** Non-zero offsets of the 3D neighbourhood with `connectivity` (1: 6, 2: 18, 3: 26 voxels). */
-function offsets3d(connectivity: number): [number, number, number][] {
-  const out: [number, number, number][] = [];
-  for (let a = -1; a <= 1; a++) {
-    for (let b = -1; b <= 1; b++) {
-      for (let c = -1; c <= 1; c++) {
-        const nz = (a !== 0 ? 1 : 0) + (b !== 0 ? 1 : 0) + (c !== 0 ? 1 : 0);
-        if (nz > 0 && nz <= connectivity) out.push([a, b, c]);
-      }
-    }
-  }
-  return out;
-}
-
 /**
  * Soft erosion `min(p, p(x + o) for o in the neighbourhood)` of `p` [B,D,H,W,1] in [0, 1];
  * out-of-volume neighbours are ignored. Neighbour values come from one 3x3x3 one-hot conv on
@@ -132,7 +119,8 @@ function offsets3d(connectivity: number): [number, number, number][] {
  */
 export function softErode(p: tf.Tensor5D, connectivity = 1): tf.Tensor5D {
   return tf.tidy(() => {
-    const offs = offsets3d(connectivity);
+    // Non-zero offsets of the 3-D neighbourhood (1: 6, 2: 18, 3: 26 voxels), in C order.
+    const offs = structureOffsets(3, connectivity) as [number, number, number][];
     const kv = new Float32Array(27 * offs.length);
     offs.forEach(([a, b, c], j) => {
       kv[((a + 1) * 9 + (b + 1) * 3 + (c + 1)) * offs.length + j] = 1;
@@ -363,9 +351,7 @@ export const ahuMultiNet: MethodDefinition<AhuMultiNetHp> = {
     k: 1500,
     useSdfConsistency: true,
     useContourConsistency: true,
-    consistency: 1.0,
-    consistencyRampup: 40,
-    rampupEpochLength: 150,
+    ...laRamp(1.0),
   },
   choices: {
     ...SGD_CHOICES,

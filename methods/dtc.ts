@@ -13,7 +13,7 @@ import { dtcHeads } from "./nn/vnet.ts";
 import { diceLoss, mse } from "./nn/losses.ts";
 import { binaryOnly, VNET_DEFAULTS, type VNetHp, VNetMethod } from "./nn/method_base.ts";
 import { twoClass } from "./nn/massl_net.ts";
-import { rampedWeight, type RampHp } from "./nn/ramps.ts";
+import { laRamp, rampedWeight, type RampHp } from "./nn/ramps.ts";
 import { computeSdf } from "./nn/sdf.ts";
 import { channel, fullBatch, labelValues, readLosses, rows, SGD_CHOICES } from "./nn/training.ts";
 
@@ -85,9 +85,7 @@ export const dtc: MethodDefinition<DtcHp> = {
     ...VNET_DEFAULTS,
     beta: 0.3,
     k: 1500,
-    consistency: 1.0,
-    consistencyRampup: 40,
-    rampupEpochLength: 150,
+    ...laRamp(1.0),
   },
   choices: SGD_CHOICES,
   create: (hp, ctx) =>

@@ -15,7 +15,7 @@
 import * as tf from "@tensorflow/tfjs-core";
 import type { MethodDefinition, StepInfo, StepLosses, TrainBatch } from "./types.ts";
 import { ceDiceLoss } from "./nn/losses.ts";
-import { rampedWeight, type RampHp } from "./nn/ramps.ts";
+import { laRamp, rampedWeight, type RampHp } from "./nn/ramps.ts";
 import { VNET_DEFAULTS, type VNetHp, VNetMethod } from "./nn/method_base.ts";
 import { readLosses, SGD_CHOICES } from "./nn/training.ts";
 
@@ -72,9 +72,7 @@ export const entropyMin: MethodDefinition<EntropyMinHp> = {
   },
   defaults: {
     ...VNET_DEFAULTS,
-    consistency: 0.1,
-    consistencyRampup: 40,
-    rampupEpochLength: 150,
+    ...laRamp(0.1),
   },
   choices: SGD_CHOICES,
   create: (hp, ctx) => new EntropyMin(hp, ctx),

@@ -43,7 +43,7 @@ import * as tf from "@tensorflow/tfjs-core";
 import type { BuildContext, MethodDefinition, StepInfo, StepLosses, TrainBatch } from "./types.ts";
 import { masslDiceLoss, mse } from "./nn/losses.ts";
 import { binaryOnly, MasslNetMethod, type OptimizerSlot } from "./nn/method_base.ts";
-import { foregroundTarget, masslAttentionLoss, masslSchedule } from "./nn/massl_net.ts";
+import { foregroundTarget, masslAttentionLoss, masslSchedule } from "./nn/massl_train.ts";
 import { readLosses } from "./nn/training.ts";
 
 /** Hyper-parameters of MASSL and MSSL. */

@@ -12,7 +12,7 @@
 import type { BuildContext, MethodDefinition, StepInfo, StepLosses, TrainBatch } from "./types.ts";
 import { masslDiceLoss } from "./nn/losses.ts";
 import { binaryOnly, MasslNetMethod } from "./nn/method_base.ts";
-import { foregroundTarget, masslSchedule } from "./nn/massl_net.ts";
+import { foregroundTarget, masslSchedule } from "./nn/massl_train.ts";
 import { readLosses } from "./nn/training.ts";
 
 /** Hyper-parameters of {@link masslCnn}. */

@@ -20,7 +20,7 @@ import * as tf from "@tensorflow/tfjs-core";
 import type { BuildContext, MethodDefinition, StepInfo, StepLosses, TrainBatch } from "./types.ts";
 import { masslDiceLoss, mse } from "./nn/losses.ts";
 import { binaryOnly, MasslNetMethod, type OptimizerSlot } from "./nn/method_base.ts";
-import { foregroundTarget, masslSchedule } from "./nn/massl_net.ts";
+import { foregroundTarget, masslSchedule } from "./nn/massl_train.ts";
 import { readLosses } from "./nn/training.ts";
 
 /** Hyper-parameters of {@link masslPretrain}. */

@@ -11,7 +11,7 @@ import * as tf from "@tensorflow/tfjs-core";
 import type { BuildContext, MethodDefinition, StepInfo, StepLosses, TrainBatch } from "./types.ts";
 import { ceDiceLoss, softmaxMse } from "./nn/losses.ts";
 import { VNET_DEFAULTS, type VNetHp, VNetMethod } from "./nn/method_base.ts";
-import { rampedWeight, type RampHp } from "./nn/ramps.ts";
+import { laRamp, rampedWeight, type RampHp } from "./nn/ramps.ts";
 import { clampedNoise } from "./nn/uncertainty.ts";
 import { fullBatch, readLosses, rows, SGD_CHOICES } from "./nn/training.ts";
 
@@ -35,9 +35,7 @@ export function mtConsistency(studentLogits: tf.Tensor, teacherLogits: tf.Tensor
 /** Defaults shared by the mean-teacher family (UA-MT LA protocol). */
 export const MT_DEFAULTS: MeanTeacherHp = {
   ...VNET_DEFAULTS,
-  consistency: 0.1,
-  consistencyRampup: 40,
-  rampupEpochLength: 150,
+  ...laRamp(0.1),
   emaDecay: 0.99,
   noiseStd: 0.1,
   noiseClip: 0.2,

@@ -28,7 +28,7 @@ import { deriveSeed, Rng } from "./nn/rng.ts";
 import { segHeads, VNet } from "./nn/vnet.ts";
 import { diceLoss } from "./nn/losses.ts";
 import { MethodBase, VNET_DEFAULTS, type VNetHp } from "./nn/method_base.ts";
-import { rampedWeight, type RampHp } from "./nn/ramps.ts";
+import { laRamp, rampedWeight, type RampHp } from "./nn/ramps.ts";
 import { mcEntropy, type McHp, mcOptions } from "./nn/uncertainty.ts";
 import {
   channel,
@@ -61,9 +61,7 @@ export type UaCotrainingHp = VNetHp & RampHp & McHp & {
 /** Defaults: the reconstruction above on the LA scripts' SGD set-up. */
 export const UA_COTRAINING_DEFAULTS: UaCotrainingHp = {
   ...VNET_DEFAULTS,
-  consistency: 0.1,
-  consistencyRampup: 40,
-  rampupEpochLength: 150,
+  ...laRamp(0.1),
   mcPasses: 8,
   mcRepeats: 2,
   noiseStd: 0.1,

@@ -12,14 +12,11 @@ import { lossAndGrads } from "../methods/nn/optim.ts";
 import {
   conv3dTorch,
   instanceNorm,
-  masslAttentionLoss,
-  masslAttentionTargets,
-  masslLr,
-  MasslNet,
-  type ParamGroup,
   stopGradient,
   upsampleNearest2x,
-} from "../methods/nn/massl_net.ts";
+} from "../methods/nn/massl_layers.ts";
+import { MasslNet, type ParamGroup } from "../methods/nn/massl_net.ts";
+import { masslAttentionLoss, masslAttentionTargets, masslLr } from "../methods/nn/massl_train.ts";
 import { massl, type MasslMethod } from "../methods/massl.ts";
 import { mssl } from "../methods/mssl.ts";
 import { masslCnn } from "../methods/massl_cnn.ts";

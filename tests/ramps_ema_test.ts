@@ -4,9 +4,12 @@ import { initBackend } from "../methods/nn/backend.ts";
 import {
   consistencyWeight,
   cosineRampdown,
+  laRamp,
   linearRampup,
+  rampedWeight,
   sigmoidRampup,
 } from "../methods/nn/ramps.ts";
+import { getMethod } from "../methods/mod.ts";
 import { emaAlpha, emaUpdate } from "../methods/nn/ema.ts";
 
 const close = (a: number, b: number, tol = 1e-12) =>
@@ -61,4 +64,31 @@ Deno.test("EMA: 3 steps on a 2-parameter model match the hand computation", asyn
   emaUpdate(t2, new Map([["a", s.get("a")!]]), 2, 0.6);
   close(t2.get("a")!.dataSync()[0]!, 2.5, 1e-6);
   for (const m of [s, t, t2]) for (const v of m.values()) v.dispose();
+});
+
+Deno.test("ramps: the LA ramp is 40 epochs of 150 iterations, the defaults of the LA methods", () => {
+  assert.deepEqual(laRamp(0.1), {
+    consistency: 0.1,
+    consistencyRampup: 40,
+    rampupEpochLength: 150,
+  });
+  // w(t) = C sigmoid_rampup(t // 150, 40): at iteration 3000 (epoch 20) C exp(-5/4); 1.0 C from 6000.
+  close(rampedWeight(laRamp(0.1), 3000), 0.1 * Math.exp(-1.25));
+  close(rampedWeight(laRamp(0.1), 3149), 0.1 * Math.exp(-1.25));
+  close(rampedWeight(laRamp(1.0), 6000), 1);
+  const c = {
+    "mean-teacher": 0.1,
+    "ua-mt": 0.1,
+    "entropy-min": 0.1,
+    "ua-cotraining": 0.1,
+    dtc: 1.0,
+  };
+  for (const [id, want] of [...Object.entries(c), ["ahu-multinet", 1.0] as const]) {
+    const d = getMethod(id).defaults as Record<string, unknown>;
+    assert.deepEqual(
+      [d.consistency, d.consistencyRampup, d.rampupEpochLength],
+      [want, 40, 150],
+      id,
+    );
+  }
 });

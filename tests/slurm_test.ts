@@ -12,7 +12,7 @@
  */
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { parseBenchArgs, type SlurmRequest } from "../benchmarks/cli.ts";
+import { FLAGS, parseBenchArgs, type SlurmRequest } from "../benchmarks/cli.ts";
 import { synthetic } from "../benchmarks/synthetic.ts";
 import { expandGrid, shardRuns } from "../benchmarks/harness/plan.ts";
 import { ResultStore } from "../benchmarks/harness/store.ts";
@@ -22,8 +22,8 @@ import {
   type ScriptParams,
   shardCount,
   taskArgs,
-  unfinishedShards,
-} from "../benchmarks/harness/slurm.ts";
+} from "../benchmarks/harness/slurm_script.ts";
+import { unfinishedShards } from "../benchmarks/harness/slurm.ts";
 import { classifyRuns, countStates, statusReport } from "../benchmarks/harness/status.ts";
 
 const MAIN = new URL("../benchmarks/main.ts", import.meta.url).pathname;
@@ -135,6 +135,43 @@ Deno.test("slurm: plan flags are forwarded to the tasks, submission flags are no
     ]),
     ["--labeled", "2", "--backend", "cpu"],
   );
+});
+
+Deno.test("slurm: the flags kept from the tasks are those FLAGS declares forward: false", () => {
+  const kept = Object.keys(FLAGS).filter((k) => FLAGS[k]!.forward === false).sort();
+  assert.deepEqual(kept, [
+    "array-parallel",
+    "benchmark",
+    "cpus",
+    "dry-run",
+    "gres",
+    "help",
+    "jobs",
+    "list",
+    "mem",
+    "out",
+    "partition",
+    "shard",
+    "shards",
+    "slurm",
+    "slurm-dry-run",
+    "slurm-resubmit-failed",
+    "status",
+    "tables-only",
+    "time",
+  ]);
+  // Every flag, given once: exactly the others come through, in the order given.
+  const argv = Object.entries(FLAGS).flatMap(([k, f]) =>
+    f.type === "string" ? [`--${k}`, "v"] : [
+      `--${k}`,
+    ]
+  );
+  const forwarded = Object.keys(FLAGS).filter((k) => FLAGS[k]!.forward !== false);
+  assert.deepEqual(
+    taskArgs(argv).filter((a) => a.startsWith("--")),
+    forwarded.map((k) => `--${k}`),
+  );
+  assert.ok(forwarded.includes("rerun-stale") && forwarded.includes("no-estimate"));
 });
 
 Deno.test("slurm flags: validated with one-line errors naming the flag", () => {

@@ -6,7 +6,9 @@
  */
 import assert from "node:assert/strict";
 import { expandGrid, resolveMethodNames } from "../benchmarks/harness/plan.ts";
-import { flagErrorMessage } from "../benchmarks/harness/flags.ts";
+import { flagErrorMessage, parseFlags } from "../benchmarks/harness/flags.ts";
+import { parseEvaluateArgs } from "../benchmarks/evaluate_main.ts";
+import { parseReportArgs } from "../benchmarks/report_main.ts";
 import { main as newMethodMain, scaffoldSummary } from "../benchmarks/new_method.ts";
 import { synthetic } from "../benchmarks/synthetic.ts";
 import { ugMclTable3La } from "../benchmarks/ug_mcl_table3_la.ts";
@@ -122,4 +124,32 @@ Deno.test("flagErrorMessage: parseArgs errors become the shared one-line forms",
   assert.equal(err(["pos"]), "unexpected argument 'pos' (flags take the form --name value)");
   assert.equal(err(["--root"]), "flag --root needs a value");
   assert.equal(err(["-r"]), "flag --root needs a value");
+});
+
+Deno.test("parseFlags: strict parse, positionals only when allowed, errors as one line", () => {
+  const options = {
+    root: { type: "string" as const, short: "r" },
+    help: { type: "boolean" as const },
+  };
+  const ok = parseFlags(["--root", "a", "x", "--help"], options, true);
+  assert.deepEqual({ ...ok.values }, { root: "a", help: true });
+  assert.deepEqual(ok.positionals, ["x"]);
+  assert.deepEqual({ ...parseFlags(["-r", "b"], options).values }, { root: "b" });
+  const bad: [string[], string][] = [
+    [["x"], "unexpected argument 'x' (flags take the form --name value)"],
+    [["--x"], "unknown flag --x (see --help for the flags)"],
+    [["--root"], "flag --root needs a value"],
+  ];
+  for (const [argv, want] of bad) {
+    assert.throws(() => parseFlags(argv, options), (e: Error) => e.message === want, argv.join());
+  }
+  // The tasks' own parsers answer through it.
+  assert.throws(
+    () => parseEvaluateArgs(["--checkpoint"]),
+    (e: Error) => e.message === "flag --checkpoint needs a value",
+  );
+  assert.throws(
+    () => parseReportArgs(["extra"]),
+    (e: Error) => e.message === "unexpected argument 'extra' (flags take the form --name value)",
+  );
 });

@@ -11,7 +11,7 @@ import * as tf from "@tensorflow/tfjs-core";
 import "../methods/nn/gradients.ts";
 import { Rng } from "../methods/nn/rng.ts";
 import { batchNorm, type BnParams, transposedConv2x } from "../methods/nn/vnet.ts";
-import { instanceNormLeaky } from "../methods/nn/massl_net.ts";
+import { instanceNormLeaky } from "../methods/nn/massl_layers.ts";
 import { Sgd, type SgdOptions } from "../methods/nn/optim.ts";
 import { dispatchCount, planChunks, setBindingLimit } from "../methods/nn/webgpu/gpu.ts";
 import { webgpuCallCounts } from "../methods/nn/webgpu/install.ts";

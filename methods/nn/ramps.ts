@@ -61,6 +61,16 @@ export type RampHp = {
   rampupEpochLength: number;
 };
 
+/**
+ * The LA scripts' ramp with final weight `consistency`: `consistency_rampup = 40` "epochs" of
+ * 150 iterations (UA-MT `train_LA_meanteacher_certainty_unlabel.py` and DTC `train_la_dtc.py`,
+ * `get_current_consistency_weight(iter_num // 150)`; C = 0.1 in UA-MT, 1.0 in DTC): the
+ * defaults of every method that follows that protocol.
+ */
+export function laRamp(consistency: number): RampHp {
+  return { consistency, consistencyRampup: 40, rampupEpochLength: 150 };
+}
+
 /** {@link consistencyWeight} of a method's {@link RampHp} at 0-based `iteration`. */
 export function rampedWeight(hp: RampHp, iteration: number): number {
   return consistencyWeight(hp.consistency, iteration, hp.consistencyRampup, hp.rampupEpochLength);

@@ -19,6 +19,7 @@
  * @module
  */
 import { edt, type EdtOptions, shapeSize } from "./edt.ts";
+import { structureOffsets, surfaceMask } from "./neighbours.ts";
 
 /**
  * Inner boundary of a binary mask, as `skimage.segmentation.find_boundaries(mask,
@@ -38,67 +39,8 @@ export function innerBoundary(
 ): Uint8Array {
   const total = shapeSize(shape);
   if (mask.length !== total) throw new Error(`mask size ${mask.length} != shape size ${total}`);
-  const ndim = shape.length;
-  const offsets = neighbourOffsets(ndim, connectivity);
-  const out = new Uint8Array(total);
-  const coord = new Array<number>(ndim).fill(0);
-  const strides = cStrides(shape);
-  for (let i = 0; i < total; i++) {
-    if (i > 0) {
-      // advance the C-order coordinate counter
-      for (let a = ndim - 1; a >= 0; a--) {
-        if (++coord[a]! < shape[a]!) break;
-        coord[a] = 0;
-      }
-    }
-    if (mask[i] === 0) continue;
-    for (const off of offsets) {
-      let j = i;
-      let inside = true;
-      for (let a = 0; a < ndim; a++) {
-        const c = coord[a]! + off[a]!;
-        if (c < 0 || c >= shape[a]!) {
-          inside = false;
-          break;
-        }
-        j += off[a]! * strides[a]!;
-      }
-      if (inside && mask[j] === 0) {
-        out[i] = 1;
-        break;
-      }
-    }
-  }
-  return out;
-}
-
-/** C-order strides (in elements) of a shape. */
-function cStrides(shape: readonly number[]): number[] {
-  const s = new Array<number>(shape.length).fill(1);
-  for (let a = shape.length - 2; a >= 0; a--) s[a] = s[a + 1]! * shape[a + 1]!;
-  return s;
-}
-
-/** Non-zero offsets of `generate_binary_structure(ndim, connectivity)`. */
-function neighbourOffsets(ndim: number, connectivity: number): number[][] {
-  if (!Number.isInteger(connectivity) || connectivity < 1) {
-    throw new Error(`connectivity must be an integer >= 1, got ${connectivity}`);
-  }
-  const res: number[][] = [];
-  const n = 3 ** ndim;
-  for (let k = 0; k < n; k++) {
-    const off: number[] = [];
-    let r = k;
-    let nz = 0;
-    for (let a = 0; a < ndim; a++) {
-      const o = (r % 3) - 1;
-      r = Math.floor(r / 3);
-      off.unshift(o);
-      if (o !== 0) nz++;
-    }
-    if (nz > 0 && nz <= connectivity) res.push(off);
-  }
-  return res;
+  // The outside counts as foreground (border value 1): the array edge is no boundary.
+  return surfaceMask(mask, shape, connectivity, 1, structureOffsets(shape.length, connectivity));
 }
 
 /** Options for {@link computeSdf}. */
