@@ -153,6 +153,11 @@ export async function main(argv: string[]): Promise<number> {
   const spec = getBenchmark(opts.benchmark);
   if (opts.method !== undefined) findRow(spec, opts.method);
   const root = opts.dataDir ?? join("data", spec.dataset.id);
+  if (opts.dataDir !== undefined && (await Deno.stat(root).catch(() => null))?.isFile) {
+    throw new Error(
+      `--data-dir: '${root}' is a file, not a folder (pass the ${spec.dataset.id} data root)`,
+    );
+  }
   let dataset;
   try {
     dataset = getDataset(spec.dataset.id).open(root, spec.dataset.options ?? {});

@@ -467,6 +467,11 @@ export async function main(argv: string[]): Promise<number> {
   }
   const dsDef = getDataset(spec.dataset.id);
   const root = dataRoot(spec, opts);
+  if (opts.dataDir !== null && (await Deno.stat(root).catch(() => null))?.isFile) {
+    throw new Error(
+      `--data-dir: '${root}' is a file, not a folder (pass the ${dsDef.id} data root)`,
+    );
+  }
   // Check the data (root, splits, folds) before any worker starts: one line, naming the root.
   let dataset;
   try {

@@ -14,6 +14,7 @@ import { parseBenchArgs } from "../benchmarks/cli.ts";
 import { parseArgs as parsePerfArgs } from "../benchmarks/perf.ts";
 import { checkWritable, ResultStore } from "../benchmarks/harness/store.ts";
 import { expandGrid } from "../benchmarks/harness/plan.ts";
+import { classifyRuns } from "../benchmarks/harness/status.ts";
 import { executeRun } from "../benchmarks/harness/runner.ts";
 import { Progress } from "../benchmarks/harness/progress.ts";
 import type { BenchmarkSpec } from "../benchmarks/harness/spec.ts";
@@ -206,11 +207,20 @@ Deno.test("bench: --data-dir on the synthetic benchmark, a root with no case, a 
       [...tiny, "--data-dir", tmp, "--dry-run"],
       /^bench: --data-dir: benchmark synthetic generates its data and reads no dataset root \(pass --benchmark NAME /,
     );
+    const la8 = ["--benchmark", "la_baselines", "--methods", "supervised", "--labeled", "8"];
+    const aFile = join(tmp, "a-file");
+    await Deno.writeTextFile(aFile, "x");
+    await oneLine(
+      MAIN,
+      [...la8, "--data-dir", aFile, "--no-estimate"],
+      new RegExp(
+        `^bench: --data-dir: '${aFile}' is a file, not a folder \\(pass the la data root\\)$`,
+      ),
+    );
     // An LA root that exists but holds no case (an empty folder, another dataset's layout).
     const root = join(tmp, "empty");
     await Deno.mkdir(root);
     await Deno.writeTextFile(join(root, "volume-1.nii.gz"), "a LiTS file, not an LA case");
-    const la8 = ["--benchmark", "la_baselines", "--methods", "supervised", "--labeled", "8"];
     await oneLine(
       MAIN,
       [...la8, "--seeds", "1,2", "--iterations", "1", "--no-estimate", "--data-dir", root],
@@ -237,6 +247,22 @@ Deno.test("bench: --data-dir on the synthetic benchmark, a root with no case, a 
     assert.deepEqual([...Deno.readDirSync(join(store.dir, "runs"))].map((e) => e.name), [
       `${second!.runId}.json`,
     ]);
+    // --status: a failure record that is not JSON is that run's state, not the end of the report.
+    await Deno.remove(store.runPath(second!.runId));
+    await Deno.mkdir(join(store.dir, "failed"), { recursive: true });
+    await Deno.writeTextFile(store.failurePath(second!.runId), "garbage");
+    const [first] = expandGrid(synthetic, {
+      methods: ["supervised"],
+      labeled: [2],
+      seeds: [1],
+      iterations: 1,
+    });
+    const st = await classifyRuns([first!, second!], store);
+    assert.deepEqual(st.map((x) => x.state), ["missing", "failed"]);
+    assert.equal(
+      st[1]!.detail,
+      `${store.failurePath(second!.runId)}: not valid JSON (delete it to recompute that run)`,
+    );
   } finally {
     await Deno.remove(tmp, { recursive: true });
   }

@@ -72,7 +72,14 @@ export async function classifyRuns(
       }
       continue;
     }
-    const failure = await store.readFailure(run.runId);
+    let failure;
+    try {
+      failure = await store.readFailure(run.runId);
+    } catch (e) {
+      // A failure record that does not read is still a failed run: say so, list the others.
+      out.push({ run, state: "failed", detail: (e as Error).message.split("\n")[0]! });
+      continue;
+    }
     if (failure) {
       out.push({ run, state: "failed", detail: failure.error });
       continue;
