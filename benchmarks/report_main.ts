@@ -52,6 +52,13 @@ export async function main(argv: string[]): Promise<number> {
   const spec = getBenchmark(opts.benchmark);
   await checkOutputFolder("--out", opts.out);
   const store = new ResultStore(opts.out, spec.id);
+  // A report of nothing is a wrong --out or --benchmark, not an empty page.
+  const dir = await Deno.stat(store.dir).catch(() => null);
+  if (dir === null || (dir.isDirectory && (await store.readAllRuns()).length === 0)) {
+    throw new Error(
+      `no run files under ${store.dir}/runs (expected the results of \`deno task bench --benchmark ${spec.id}\`; pass --out DIR where they are)`,
+    );
+  }
   // report.html and plots/*.svg: a folder that cannot take them is one line naming it.
   await checkWritable([store.dir, `${store.dir}/plots`], "the report and its plots");
   const path = await writeReport(spec, store);

@@ -376,3 +376,48 @@ Deno.test({
     }
   },
 });
+
+Deno.test("report: a results root without run files is one line, and nothing is created there", async () => {
+  const tmp = await Deno.makeTempDir();
+  try {
+    const out = join(tmp, "no-results");
+    await oneLine(
+      "benchmarks/report_main.ts",
+      ["--out", out],
+      new RegExp(`^report: no run files under ${out}/synthetic/runs \\(expected the results of `),
+    );
+    assert.equal(await Deno.stat(out).then(() => true, () => false), false);
+  } finally {
+    await Deno.remove(tmp, { recursive: true });
+  }
+});
+
+Deno.test("environment: a junk SEMISEG_GC_MB or SEMISEG_CONV_LAYOUT is named in one line", async () => {
+  for (
+    const [env, code, want] of [
+      [
+        { SEMISEG_GC_MB: "abc" },
+        'import { gcLimitBytes } from "./benchmarks/harness/memory.ts"; gcLimitBytes();',
+        /^SEMISEG_GC_MB=abc: expected a positive number of MiB; using 1024$/m,
+      ],
+      [
+        { SEMISEG_CONV_LAYOUT: "bogus" },
+        'import { initBackend } from "./methods/nn/backend.ts"; await initBackend("cpu");',
+        /^SEMISEG_CONV_LAYOUT=bogus: expected plain, blocked or auto; using auto$/m,
+      ],
+    ] as const
+  ) {
+    const r = await new Deno.Command(Deno.execPath(), {
+      args: ["eval", code],
+      cwd: ROOT,
+      env,
+      stdout: "piped",
+      stderr: "piped",
+    }).output();
+    const err = new TextDecoder().decode(r.stderr);
+    // The conv layout is read when the native kernels load: nothing to name without them.
+    if ("SEMISEG_CONV_LAYOUT" in env && /native kernels unavailable/.test(err)) continue;
+    assert.match(err, want, err);
+    assert.equal(err.split("\n").filter((l) => /SEMISEG_/.test(l)).length, 1, err);
+  }
+});

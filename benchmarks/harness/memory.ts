@@ -23,6 +23,7 @@ import vm from "node:vm";
 export const DEFAULT_GC_MB = 1024;
 
 let collector: (() => void) | null | undefined;
+let warned = false;
 
 /** V8's full collector, or null when it cannot be exposed in this runtime. */
 export function garbageCollector(): (() => void) | null {
@@ -43,6 +44,14 @@ export function garbageCollector(): (() => void) | null {
 export function gcLimitBytes(env: (k: string) => string | undefined = Deno.env.get): number {
   const raw = env("SEMISEG_GC_MB");
   const mb = raw === undefined ? NaN : Number(raw);
+  if (raw !== undefined && raw !== "" && !(Number.isFinite(mb) && mb > 0) && !warned) {
+    warned = true;
+    Deno.stderr.writeSync(
+      new TextEncoder().encode(
+        `SEMISEG_GC_MB=${raw}: expected a positive number of MiB; using ${DEFAULT_GC_MB}\n`,
+      ),
+    );
+  }
   return (Number.isFinite(mb) && mb > 0 ? mb : DEFAULT_GC_MB) * 2 ** 20;
 }
 

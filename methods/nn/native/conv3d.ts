@@ -129,7 +129,15 @@ function layoutFromEnv(): ConvLayout {
   try {
     v = Deno.env.get("SEMISEG_CONV_LAYOUT");
   } catch { /* no --allow-env */ }
-  return v === "plain" || v === "blocked" ? v : "auto";
+  if (v === undefined || v === "" || v === "plain" || v === "blocked" || v === "auto") {
+    return v === "plain" || v === "blocked" ? v : "auto";
+  }
+  Deno.stderr.writeSync(
+    new TextEncoder().encode(
+      `SEMISEG_CONV_LAYOUT=${v}: expected plain, blocked or auto; using auto\n`,
+    ),
+  );
+  return "auto";
 }
 
 /**
