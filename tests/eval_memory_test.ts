@@ -12,14 +12,15 @@ import { getMethod } from "../methods/mod.ts";
 import { resolveHyperParams } from "../methods/types.ts";
 import { generateCase } from "../datasets/synthetic.ts";
 import { caseWindows, evaluateCases } from "../benchmarks/harness/evaluate.ts";
-import { memoryGuard } from "../benchmarks/harness/memory.ts";
+import { MemoryGuard, memoryGuard, useMemoryGuard } from "../benchmarks/harness/memory.ts";
+import { setFusedInference } from "../methods/nn/native/infer.ts";
 import type { EvalProtocol } from "../benchmarks/harness/spec.ts";
 
 const MB = 2 ** 20;
 const BOUND_MB = 32;
-// Read once, by the first memoryGuard() call below; the tfjs path, not the fused forward.
-Deno.env.set("SEMISEG_GC_MB", String(BOUND_MB));
-Deno.env.set("SEMISEG_FUSED_INFER", "0");
+// The tfjs path, not the fused forward (module state: the environment is shared by every test
+// file of a parallel `deno test` process).
+setFusedInference(false);
 
 const PROTOCOL: EvalProtocol = {
   window: "ua-mt",
@@ -50,8 +51,8 @@ Deno.test("evaluation memory: flat over 4 cases of 729 windows each (tensors, Ar
     };
     const cases = [0, 1, 2, 3].map((k) => generateCase(k, opts));
     assert.equal(caseWindows(cases[0]!.image.shape, PROTOCOL), 729);
-    const guard = memoryGuard();
-    assert.equal(guard.limitBytes, BOUND_MB * MB);
+    const guard = useMemoryGuard(new MemoryGuard(BOUND_MB * MB));
+    assert.equal(memoryGuard(), guard);
     guard.collect();
     const base = Deno.memoryUsage();
     const tensors = tf.memory().numTensors;

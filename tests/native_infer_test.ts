@@ -20,6 +20,7 @@ import {
   InferenceRunner,
   type InferStepTime,
   predictingNetwork,
+  setFusedInference,
 } from "../methods/nn/native/infer.ts";
 import { segHeads, VNet } from "../methods/nn/vnet.ts";
 import { Rng } from "../methods/nn/rng.ts";
@@ -377,15 +378,15 @@ Deno.test({
       assert.equal(after.fellBack, before.fellBack);
       assert.equal(after.checked, before.checked + 1, "the first batch was not checked once");
       assert.ok(after.fused - before.fused >= fused.plan.count / EVAL_BATCH, "fused path unused");
-      Deno.env.set("SEMISEG_FUSED_INFER", "0");
+      setFusedInference(false);
       let plain, mPlain;
       try {
         plain = await slidingWindowInference(image, windowPredictor(method), opts);
         mPlain = await evaluateCase(method, c, protocol, 2);
       } finally {
-        Deno.env.delete("SEMISEG_FUSED_INFER");
+        setFusedInference(null);
       }
-      assert.equal(fusedInferenceCounts().fused, after.fused, "SEMISEG_FUSED_INFER=0 ignored");
+      assert.equal(fusedInferenceCounts().fused, after.fused, "setFusedInference(false) ignored");
       const d = maxAbsDiff(fused.probs, plain.probs);
       assert.ok(d <= 1e-4, `stitched probabilities: max diff ${d}`);
       const [lo, hi] = range(plain.probs);

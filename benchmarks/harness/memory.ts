@@ -135,6 +135,11 @@ export function memoryGuard(): MemoryGuard {
   return shared ??= new MemoryGuard();
 }
 
+/** Replace the process's guard, e.g. with another bound (tests); returns the new one. */
+export function useMemoryGuard(guard: MemoryGuard): MemoryGuard {
+  return shared = guard;
+}
+
 /** Reset this process's peak resident size (Linux `/proc/self/clear_refs`); false if unsupported. */
 export function resetPeakRss(): boolean {
   try {

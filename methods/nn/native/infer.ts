@@ -915,6 +915,16 @@ function notice(line: string): void {
   Deno.stderr.writeSync(new TextEncoder().encode(line + "\n"));
 }
 
+let forced: boolean | null = null;
+
+/**
+ * Turn the fused forward on or off for this module instance (tests: the environment is shared
+ * by every test file of a `deno test --parallel` process); null: `SEMISEG_FUSED_INFER` decides.
+ */
+export function setFusedInference(on: boolean | null): void {
+  forced = on;
+}
+
 function env(name: string): string | undefined {
   try {
     return Deno.env.get(name);
@@ -962,7 +972,8 @@ export function fusedWindowPredictor(
   method: Method,
   unfused: WindowPredict,
 ): WindowPredict | null {
-  if (env("SEMISEG_FUSED_INFER") === "0" || tf.getBackend() !== "cpu") return null;
+  const disabled = forced === null ? env("SEMISEG_FUSED_INFER") === "0" : !forced;
+  if (disabled || tf.getBackend() !== "cpu") return null;
   const d = nativeLibrary();
   if (d === null) return null;
   const net = predictingNetwork(method);
