@@ -39,6 +39,7 @@ import { disposeGrads, lossAndGrads, Sgd } from "../methods/nn/optim.ts";
 import { nativeLibrary } from "../methods/nn/native/install.ts";
 import { InferenceRunner, type InferStepTime } from "../methods/nn/native/infer.ts";
 import { EVAL_BATCH } from "./harness/evaluate.ts";
+import { cpuModel } from "./harness/machine.ts";
 
 const enc = new TextEncoder();
 function say(line: string): void {
@@ -610,8 +611,28 @@ async function inferCase(
   return row;
 }
 
+/** `deno task perf --help`. */
+export const PERF_HELP =
+  `usage: deno task perf [flags]   (times one V-Net training step; PyTorch beside it)
+  --shapes 32x32x32,64x64x48   training shapes D x H x W (multiples of 16)
+  --batch 2                    batch of the training step
+  --full                       also the LA step (112x112x80 batch 4) and the inference case
+  --infer | --infer-only       the evaluator's forward at --infer-shape (default 112x112x80),
+                               batch 1 and ${EVAL_BATCH}: fused native vs unfused vs torch_vnet.py infer
+  --runs 5 --warmup 1          timed steps (median) and untimed ones first
+  --backends cpu,cpu-js        any of cpu, cpu-js (pure JS, slow), webgpu
+  --js-max-voxels 40000        skip cpu-js above this many voxels per sample
+  --no-torch | --torch-device auto|cpu|cuda
+  --threads N                  oneDNN and PyTorch threads (default $OMP_NUM_THREADS or 2)
+  --nf 16 --no-profile --mem-steps N --json FILE --compare FILE
+Environment: SEMISEG_TORCH_VNET=PATH (torch_vnet.py), SEMISEG_DNNL_PATH, SEMISEG_FUSED_INFER=0.`;
+
 /** Entry point (also `semiseg perf` of the compiled executable, benchmarks/compiled_main.ts). */
 export async function main(args: string[] = Deno.args): Promise<void> {
+  if (args.includes("--help") || args.includes("-h")) {
+    Deno.stdout.writeSync(new TextEncoder().encode(PERF_HELP + "\n"));
+    return;
+  }
   const o = parseArgs(args);
   // --json is written at the end: a folder that does not exist is one line now, not after.
   if (o.json !== null) {
@@ -627,6 +648,7 @@ export async function main(args: string[] = Deno.args): Promise<void> {
   }
   // libgomp reads this when oneDNN is dlopen'ed (first initBackend("cpu")), so set it first.
   Deno.env.set("OMP_NUM_THREADS", String(o.threads));
+  say(`machine: ${cpuModel()}, ${navigator.hardwareConcurrency} cores, Deno ${Deno.version.deno}`);
   say(`threads: ${o.threads} (oneDNN via OMP_NUM_THREADS, PyTorch via set_num_threads)`);
   const report: Record<string, unknown>[] = [];
   const carried = o.compare === null ? null : await readCarried(o.compare);

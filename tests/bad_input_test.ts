@@ -421,3 +421,12 @@ Deno.test("environment: a junk SEMISEG_GC_MB or SEMISEG_CONV_LAYOUT is named in 
     assert.equal(err.split("\n").filter((l) => /SEMISEG_/.test(l)).length, 1, err);
   }
 });
+
+Deno.test("perf --help lists its flags (exit 0) instead of 'unknown flag --help'", async () => {
+  const r = await task("benchmarks/perf.ts", ["--help"]);
+  assert.equal(r.code, 0, r.stderr);
+  assert.match(r.stdout, /^usage: deno task perf \[flags\]/);
+  for (const flag of ["--shapes", "--full", "--infer-only", "--backends", "--threads", "--json"]) {
+    assert.ok(r.stdout.includes(flag), `${flag} missing from --help`);
+  }
+});
