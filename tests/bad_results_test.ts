@@ -12,7 +12,7 @@ import { parseBenchArgs } from "../benchmarks/cli.ts";
 import { expandGrid } from "../benchmarks/harness/plan.ts";
 import { classifyRuns } from "../benchmarks/harness/status.ts";
 import { synthetic } from "../benchmarks/synthetic.ts";
-import { ROOT, task } from "./task_util.ts";
+import { ROOT, task, TINY_RUN } from "./task_util.ts";
 
 const MAIN = join(ROOT, "benchmarks", "main.ts");
 const REPORT = join(ROOT, "benchmarks", "report_main.ts");
@@ -127,21 +127,7 @@ Deno.test("run records: --tables-only, report and --status name a malformed run 
   }
 });
 
-const RUN = [
-  "--methods",
-  "supervised",
-  "--labeled",
-  "2",
-  "--seeds",
-  "1",
-  "--iterations",
-  "10",
-  "--backend",
-  "cpu",
-  "--jobs",
-  "1",
-  "--no-estimate",
-];
+const RUN = TINY_RUN;
 
 Deno.test({
   name:

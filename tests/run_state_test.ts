@@ -29,7 +29,7 @@ import {
 import { expandGrid } from "../benchmarks/harness/plan.ts";
 import { helpText, parseBenchArgs } from "../benchmarks/cli.ts";
 import { synthetic } from "../benchmarks/synthetic.ts";
-import { ROOT } from "./task_util.ts";
+import { ROOT, task, TINY_RUN } from "./task_util.ts";
 
 const MAIN = join(ROOT, "benchmarks", "main.ts");
 const sha = (b: Uint8Array | string) => createHash("sha256").update(b).digest("hex");
@@ -306,34 +306,11 @@ Deno.test("checkpoint: a byte changed at the same size is a checksum error; vers
   assert.deepEqual([...d.method.tensors["w"]!.values], [...c.method.tensors.w.values]);
 });
 
-const RUN = [
-  "--methods",
-  "supervised",
-  "--labeled",
-  "2",
-  "--seeds",
-  "1",
-  "--iterations",
-  "10",
-  "--backend",
-  "cpu",
-  "--jobs",
-  "1",
-  "--no-estimate",
-];
+const RUN = TINY_RUN;
 
 /** Bench with `env` added to the child's environment. */
-async function bench(args: string[], env: Record<string, string> = {}) {
-  const out = await new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", MAIN, ...args],
-    cwd: ROOT,
-    env: { OMP_NUM_THREADS: "1", ...env },
-    stdin: "null",
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-  const dec = new TextDecoder();
-  return { code: out.code, stdout: dec.decode(out.stdout), stderr: dec.decode(out.stderr) };
+function bench(args: readonly string[], env: Record<string, string> = {}) {
+  return task(MAIN, args, env);
 }
 
 function names(dir: string): string[] {

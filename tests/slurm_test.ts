@@ -593,7 +593,13 @@ Deno.test({
       await waitJobs([job2.array, job2.tables]);
 
       const resumed = await readOrEmpty(join(slurmDir, `${job2.array}_1.out`));
-      assert.match(resumed, /resuming at iteration 20/, await logs());
+      // From the iteration-20 checkpoint, or, when the cancel landed after the last step, from
+      // the end-of-training checkpoint (iteration 21: evaluation only); never from 0.
+      assert.match(
+        resumed,
+        /resuming at iteration (20|21 of 21 \(training finished; evaluating\))/,
+        await logs(),
+      );
       assert.ok(!(await exists(join(slurmDir, `${job2.array}_0.out`))), "shard 0 was not rerun");
       assert.deepEqual(await Deno.readFile(keepPath), keepBytes, "finished run not rewritten");
       assert.equal((await Deno.stat(keepPath)).mtime?.getTime(), keepMtime?.getTime());
