@@ -13,43 +13,20 @@ import { expandGrid } from "../benchmarks/harness/plan.ts";
 import { classifyRuns } from "../benchmarks/harness/status.ts";
 import { synthetic } from "../benchmarks/synthetic.ts";
 import { ROOT, task, TINY_RUN } from "./task_util.ts";
+import { fakeRecord } from "./records.ts";
 
 const MAIN = join(ROOT, "benchmarks", "main.ts");
 const REPORT = join(ROOT, "benchmarks", "report_main.ts");
 
 /** A well-formed record of run `runId` (the fields every reader uses). */
 function record(runId: string): RunRecord {
-  return {
-    runId,
-    benchmark: "synthetic",
-    rowKey: "supervised",
-    method: "supervised",
-    labeled: 2,
-    seed: 1,
-    hyperParams: {},
-    spec: { unlabeledCount: 10 },
-    split: { name: "s", hash: "h" },
-    provenance: {
-      backend: "cpu",
-      tfjsVersion: "4.22.0",
-      denoVersion: "2",
-      v8Version: "x",
-      os: "linux",
-      device: "cpu",
-      details: {},
-      gitCommit: "abc",
-    },
-    timing: { trainSeconds: 1, evalSeconds: 1, iterationsPerSecond: 1 },
+  // null: JSON's spelling of NaN (an empty prediction's distances) is a valid metric value.
+  const values = { dice: 0.9, jaccard: 0.8, asd: null as unknown as number, hd95: 1 };
+  return fakeRecord(runId, {
     curve: [{ iteration: 1, values: { loss: 0.5 } }],
-    // null: JSON's spelling of NaN (an empty prediction's distances) is a valid metric value.
-    cases: [{
-      id: "c0",
-      values: { dice: 0.9, jaccard: 0.8, asd: null as unknown as number, hd95: 1 },
-    }],
-    mean: { dice: 0.9, jaccard: 0.8, asd: null as unknown as number, hd95: 1 },
-    protocol: { units: "voxel", emptyPolicy: "reference-code", selection: "last", lcc: false },
-    finishedAt: "2026-01-01T00:00:00Z",
-  };
+    cases: [{ id: "c0", values }],
+    mean: { ...values },
+  });
 }
 
 Deno.test("run records: JSON that is not a run record is one line naming the file, the field and the fix", async () => {

@@ -15,6 +15,7 @@ import { synthetic } from "../benchmarks/synthetic.ts";
 import { laBaselines } from "../benchmarks/la_baselines.ts";
 import type { BenchmarkSpec } from "../benchmarks/harness/spec.ts";
 import { METHODS } from "../methods/mod.ts";
+import { fakeRecord } from "./records.ts";
 
 Deno.test("grid: ids are stable under reordering of methods and of spec keys", () => {
   const a = expandGrid(laBaselines);
@@ -178,28 +179,11 @@ function fakeRun(
   seed: number,
   dice: number[],
 ): RunRecord {
-  return {
-    runId,
-    benchmark: "synthetic",
+  return fakeRecord(runId, {
     rowKey,
     method: rowKey,
     labeled,
     seed,
-    hyperParams: {},
-    spec: { unlabeledCount: 10 },
-    split: { name: "s", hash: "h" },
-    provenance: {
-      backend: "cpu",
-      tfjsVersion: "4.22.0",
-      denoVersion: "2",
-      v8Version: "x",
-      os: "linux",
-      device: "cpu",
-      details: {},
-      gitCommit: "abc",
-    },
-    timing: { trainSeconds: 1, evalSeconds: 1, iterationsPerSecond: 1 },
-    curve: [],
     cases: dice.map((d, i) => ({
       id: `c${i}`,
       values: { dice: d, jaccard: d / (2 - d), asd: 1 - d, hd95: 2 * (1 - d) },
@@ -210,9 +194,7 @@ function fakeRun(
       asd: 0.3,
       hd95: 0.6,
     },
-    protocol: { units: "voxel", emptyPolicy: "reference-code", selection: "last", lcc: false },
-    finishedAt: "2026-01-01T00:00:00Z",
-  };
+  });
 }
 
 Deno.test("store: atomic writes, finished runs survive failures, tables regenerate identically", async () => {

@@ -30,39 +30,19 @@ import { expandGrid } from "../benchmarks/harness/plan.ts";
 import { helpText, parseBenchArgs } from "../benchmarks/cli.ts";
 import { synthetic } from "../benchmarks/synthetic.ts";
 import { ROOT, task, TINY_RUN } from "./task_util.ts";
+import { fakeRecord } from "./records.ts";
 
 const MAIN = join(ROOT, "benchmarks", "main.ts");
 const sha = (b: Uint8Array | string) => createHash("sha256").update(b).digest("hex");
 
 /** A well-formed run record (the fields every reader uses). */
 function record(runId: string, dice = 0.9): RunRecord {
-  return {
-    runId,
-    benchmark: "synthetic",
-    rowKey: "supervised",
-    method: "supervised",
-    labeled: 2,
-    seed: 1,
-    hyperParams: {},
+  return fakeRecord(runId, {
     spec: { unlabeledCount: 10, dataset: { id: "synthetic" } },
-    split: { name: "s", hash: "h" },
-    provenance: {
-      backend: "cpu",
-      tfjsVersion: "4.22.0",
-      denoVersion: "2",
-      v8Version: "x",
-      os: "linux",
-      device: "cpu",
-      details: {},
-      gitCommit: "abc",
-    },
-    timing: { trainSeconds: 1, evalSeconds: 1, iterationsPerSecond: 1 },
     curve: [{ iteration: 1, values: { loss: 0.5 } }],
     cases: [{ id: "c0", values: { dice, hd95: NaN } }],
     mean: { dice, hd95: NaN },
-    protocol: { units: "voxel", emptyPolicy: "reference-code", selection: "last", lcc: false },
-    finishedAt: "2026-01-01T00:00:00Z",
-  };
+  });
 }
 
 Deno.test("code hash: local runtime imports only, known answers", () => {

@@ -14,6 +14,7 @@ import { laBaselines } from "../benchmarks/la_baselines.ts";
 import { entropyMin } from "../methods/entropy_min.ts";
 import { supervised } from "../methods/supervised.ts";
 import { resolveHyperParams } from "../methods/types.ts";
+import { FAKE_PROVENANCE, fakeRecord } from "./records.ts";
 
 /** A finished run of planned run `p` whose every case scores `dice`. */
 function record(p: PlannedRun, dice: number): RunRecord {
@@ -21,8 +22,7 @@ function record(p: PlannedRun, dice: number): RunRecord {
     id,
     values: { dice: dice + 0.01 * i, jaccard: dice / 2, asd: 2, hd95: 9 },
   }));
-  return {
-    runId: p.runId,
+  return fakeRecord(p.runId, {
     benchmark: p.benchmark,
     rowKey: p.rowKey,
     method: p.method,
@@ -31,23 +31,11 @@ function record(p: PlannedRun, dice: number): RunRecord {
     hyperParams: p.hyperParams,
     spec: { ...p.spec, unlabeledCount: 80 - p.labeled, reconstructed: false },
     split: { name: "ua-mt", hash: "h" },
-    provenance: {
-      backend: "cpu",
-      tfjsVersion: "4.22.0",
-      denoVersion: "2.9.6",
-      v8Version: "x",
-      os: "linux",
-      device: "cpu",
-      details: {},
-      gitCommit: "abc",
-    },
-    timing: { trainSeconds: 1, evalSeconds: 1, iterationsPerSecond: 1 },
-    curve: [],
+    provenance: { ...FAKE_PROVENANCE, denoVersion: "2.9.6" },
     cases,
     mean: { dice: dice + 0.01, jaccard: dice / 2, asd: 2, hd95: 9 },
     protocol: { units: "voxel", emptyPolicy: "reference-code", selection: "last", lcc: true },
-    finishedAt: "2026-01-01T00:00:00Z",
-  };
+  });
 }
 
 const SELECTED = ["supervised", "ua-mt", "entropy-min"];
