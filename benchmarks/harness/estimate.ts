@@ -412,14 +412,12 @@ function runCost(
   spec: BenchmarkSpec,
   r: PlannedRun,
   facts: DataFacts,
-  train: ReadonlyMap<string, Rate> | Record<string, Rate>,
-  forward: ReadonlyMap<string, Rate> | Record<string, Rate>,
+  train: Readonly<Record<string, Rate>>,
+  forward: Readonly<Record<string, Rate>>,
   w: RunWindows | null,
 ): { train: number; eval: number } {
-  const get = (m: ReadonlyMap<string, Rate> | Record<string, Rate>, k: string) =>
-    m instanceof Map ? m.get(k) : (m as Record<string, Rate>)[k];
-  const step = get(train, trainKey(spec, r, facts));
-  const fwd = get(forward, forwardKey(spec, r, facts));
+  const step = train[trainKey(spec, r, facts)];
+  const fwd = forward[forwardKey(spec, r, facts)];
   const its = r.spec["iterations"] as number;
   const valPasses = spec.selection.kind === "best-val" ? Math.floor(its / spec.selection.every) : 0;
   return {
@@ -564,11 +562,12 @@ export async function estimatePlan(inp: EstimateInput): Promise<PlanEstimate> {
   const probeSeconds = (performance.now() - t0) / 1000;
   await storeRates(inp.outRoot, machine, newTrain, newForward, newMemory).catch(() => {});
 
+  const trainRates = Object.fromEntries(train), forwardRates = Object.fromEntries(forward);
   const costs = new Map<string, { train: number; eval: number }>();
   let windowsKnown = true;
   for (const r of runs) {
     if (inp.windows(r) === null) windowsKnown = false;
-    costs.set(r.runId, runCost(spec, r, facts, train, forward, inp.windows(r)));
+    costs.set(r.runId, runCost(spec, r, facts, trainRates, forwardRates, inp.windows(r)));
   }
   const trainSeconds = runs.reduce((s, r) => s + costs.get(r.runId)!.train, 0);
   const evalSeconds = runs.reduce((s, r) => s + costs.get(r.runId)!.eval, 0);
