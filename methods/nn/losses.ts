@@ -8,12 +8,15 @@
  * @module
  */
 import * as tf from "@tensorflow/tfjs-core";
+import { fusedSoftmax, fusedSoftmaxCrossEntropy, hasFusedLossHead } from "./native/loss_head.ts";
 
 /**
  * `F.cross_entropy(logits, labels)` with mean reduction: softmax over the LAST axis of
  * `logits` [..., C], `labels` [...] int32 class indices. Reference: UA-MT `train_LA.py`.
+ * One fused kernel (and one for its gradient) on the native cpu layer.
  */
 export function crossEntropy(logits: tf.Tensor, labels: tf.Tensor): tf.Scalar {
+  if (hasFusedLossHead()) return fusedSoftmaxCrossEntropy(logits, labels);
   return tf.tidy(() => {
     const c = logits.shape[logits.shape.length - 1]!;
     const logp = tf.logSoftmax(logits, -1);
@@ -58,7 +61,15 @@ export function masslDiceLoss(p: tf.Tensor, g: tf.Tensor): tf.Scalar {
  * over the last axis. Reference: UA-MT `code/utils/losses.py` `softmax_mse_loss`.
  */
 export function softmaxMse(aLogits: tf.Tensor, bLogits: tf.Tensor): tf.Tensor {
-  return tf.tidy(() => tf.squaredDifference(tf.softmax(aLogits, -1), tf.softmax(bLogits, -1)));
+  return tf.tidy(() => tf.squaredDifference(softmaxLast(aLogits), softmaxLast(bLogits)));
+}
+
+/**
+ * Softmax over the last axis (`F.softmax(x, dim=1)` on NCDHW): tfjs's op, or on the native cpu
+ * layer one kernel whose gradient is one kernel too (tfjs's gradient is four).
+ */
+export function softmaxLast(logits: tf.Tensor): tf.Tensor {
+  return hasFusedLossHead() ? fusedSoftmax(logits) : tf.softmax(logits, -1);
 }
 
 /** `nn.MSELoss()` (mean reduction): `mean((a - b)^2)`. Reference: DTC `train_la_dtc.py`. */
@@ -96,7 +107,7 @@ export function ceDiceLoss(
     begin[rank - 1] = 1;
     const size = [...logits.shape.slice(0, rank - 1), 1];
     if (c < 2) throw new Error("ceDiceLoss: needs >= 2 classes");
-    const p1 = tf.reshape(tf.slice(tf.softmax(logits, -1), begin, size), labels.shape);
+    const p1 = tf.reshape(tf.slice(softmaxLast(logits), begin, size), labels.shape);
     return diceLoss(p1, tf.equal(labels, 1));
   });
   const loss = tf.tidy(() => tf.mul(0.5, tf.add(ce, dice)) as tf.Scalar);

@@ -27,7 +27,7 @@ import "./gradients.ts";
 import type { Rng } from "./rng.ts";
 import type { StoredTensor } from "../types.ts";
 import { restoreVariables, storeVariables } from "./state.ts";
-import { fusedNormAct, hasFusedNormAct } from "./native/norm.ts";
+import { fusedNormAct, fusedNormTakesBias, hasFusedNormAct } from "./native/norm.ts";
 
 /** Activation applied to a head's output. */
 export type HeadActivation = "none" | "tanh" | "sigmoid";
@@ -153,6 +153,11 @@ export interface BnOptions {
   eps?: number;
   /** Apply ReLU after the normalisation (fused with it on the native cpu path). */
   relu?: boolean;
+  /**
+   * The preceding convolution's bias [C], added to `x` before the normalisation (inside the
+   * fused kernel on the native cpu path: the same values without a full-size add).
+   */
+  bias?: tf.Tensor;
 }
 
 /**
@@ -163,6 +168,8 @@ export interface BnOptions {
 export function batchNorm(x: tf.Tensor5D, p: BnParams, opts: BnOptions): tf.Tensor5D {
   const eps = opts.eps ?? 1e-5;
   const act = (t: tf.Tensor): tf.Tensor5D => (opts.relu ? tf.relu(t) : t) as tf.Tensor5D;
+  const fuseBias = opts.training && opts.bias !== undefined && fusedNormTakesBias();
+  if (opts.bias !== undefined && !fuseBias) x = tf.add(x, opts.bias) as tf.Tensor5D;
   if (!opts.training) {
     const inv = tf.mul(tf.rsqrt(tf.add(p.variance, eps)), p.gamma);
     return act(tf.add(tf.mul(tf.sub(x, p.mean), inv), p.beta));
@@ -170,7 +177,13 @@ export function batchNorm(x: tf.Tensor5D, p: BnParams, opts: BnOptions): tf.Tens
   let y: tf.Tensor5D, mean: tf.Tensor, variance: tf.Tensor;
   if (hasFusedNormAct()) {
     const attrs = { perSample: false, eps, act: opts.relu ? "relu" : "none", slope: 0 } as const;
-    [y, mean, variance] = fusedNormAct(x, p.gamma, p.beta, attrs) as [
+    [y, mean, variance] = fusedNormAct(
+      x,
+      p.gamma,
+      p.beta,
+      attrs,
+      fuseBias ? opts.bias : undefined,
+    ) as [
       tf.Tensor5D,
       tf.Tensor,
       tf.Tensor,
@@ -293,34 +306,41 @@ export class VNet {
   }
 
   /** BatchNorm then ReLU (one fused kernel on the native cpu path). */
-  #bnRelu(key: string, x: tf.Tensor5D, training: boolean, update: boolean): tf.Tensor5D {
+  /** The conv output `x` plus its bias `b`, then BatchNorm and ReLU (one fused kernel on cpu). */
+  #bnRelu(
+    key: string,
+    x: tf.Tensor5D,
+    b: tf.Tensor | undefined,
+    training: boolean,
+    update: boolean,
+  ): tf.Tensor5D {
     return batchNorm(x, this.#bns.get(key)!, {
       training,
       updateStats: update,
       momentum: this.#momentum,
       eps: this.#eps,
       relu: true,
+      ...(b ? { bias: b } : {}),
     });
   }
 
   #convBlock(name: string, stages: number, x: tf.Tensor5D, tr: boolean, up: boolean): tf.Tensor5D {
     for (let i = 0; i < stages; i++) {
       const c = this.#conv(`${name}.conv${i}`);
-      const y = tf.add(tf.conv3d(x, c.w as tf.Tensor5D, 1, "same"), c.b) as tf.Tensor5D;
-      x = this.#bnRelu(`${name}.bn${i}`, y, tr, up);
+      const y = tf.conv3d(x, c.w as tf.Tensor5D, 1, "same");
+      x = this.#bnRelu(`${name}.bn${i}`, y, c.b, tr, up);
     }
     return x;
   }
 
   #down(name: string, x: tf.Tensor5D, tr: boolean, up: boolean): tf.Tensor5D {
     const c = this.#conv(`${name}.conv`);
-    const y = tf.add(tf.conv3d(x, c.w as tf.Tensor5D, 2, "valid"), c.b) as tf.Tensor5D;
-    return this.#bnRelu(`${name}.bn`, y, tr, up);
+    return this.#bnRelu(`${name}.bn`, tf.conv3d(x, c.w as tf.Tensor5D, 2, "valid"), c.b, tr, up);
   }
 
   #up(name: string, x: tf.Tensor5D, tr: boolean, up: boolean): tf.Tensor5D {
     const c = this.#conv(`${name}.deconv`);
-    return this.#bnRelu(`${name}.bn`, transposedConv2x(x, c.w, c.b), tr, up);
+    return this.#bnRelu(`${name}.bn`, transposedConv2x(x, c.w), c.b, tr, up);
   }
 
   /**

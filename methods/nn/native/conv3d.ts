@@ -141,13 +141,26 @@ function layoutFromEnv(): ConvLayout {
 }
 
 /**
+ * Whether "auto" keeps the blocked backward-weights primitive whose implementation is `impl`:
+ * yes for oneDNN's AVX-512 direct kernels (nCdhw16c), no otherwise (gemm on the plain buffers).
+ * Measured with `deno task perf` on a 2-core AMD EPYC with AVX-512 (`jit:avx512_core`): the
+ * blocked kernel with its reorders took 39 ms against gemm's 58 ms per 32^3 batch-2 step and 134
+ * against 234 ms at 64x64x48; on the AVX2 machine this layer was developed on gemm was faster.
+ * A fixed rule, not a timing race, so a machine always runs the same kernels (same bits).
+ */
+export function blockedWeightsWins(impl: string): boolean {
+  return impl.startsWith("jit:avx512");
+}
+
+/**
  * Build the three conv3d kernels on library `d`. Layouts: "plain" runs oneDNN on tfjs's
  * ndhwc/dhwio buffers (zero-copy; it then picks gemm-based kernels, and for large volumes its
  * reference kernel: backward-data at 112x112x80 took 118 s a call); "blocked" lets it choose
  * (format_tag_any: blocked nCdhw8c layouts for its direct jit kernels) with reorders around
  * each call; "auto" (default) is blocked for forward and backward-data (3-4x faster than gemm
- * even with the reorders) and plain for backward-weights (gemm was faster there) unless that
- * would be the reference kernel. Measured with `deno task perf` (see the issue notes).
+ * even with the reorders), and for backward-weights blocked where that is an AVX-512 kernel
+ * ({@link blockedWeightsWins}), else plain (gemm was faster there) unless that would be the
+ * reference kernel. Measured with `deno task perf` (see the issue notes).
  */
 export function conv3dKernels(
   d: Dnnl,
@@ -245,6 +258,11 @@ export function conv3dKernels(
     cache.get(kind + g.key, () => {
       if (layout === "blocked" || (layout === "auto" && kind !== "w")) {
         return build(kind, g, true);
+      }
+      if (layout === "auto") {
+        const b = build(kind, g, true);
+        if (blockedWeightsWins(b.impl)) return b;
+        b.destroy();
       }
       const p = build(kind, g, false);
       if (layout === "plain" || !p.impl.startsWith("ref")) return p;

@@ -158,14 +158,21 @@ export function dimsOf(values: readonly number[]): BigInt64Array<ArrayBuffer> {
 
 /**
  * One post-op of a primitive (oneDNN attributes), applied in order to its result: `relu`
- * (eltwise ReLU), `add` (binary add of a tensor of descriptor `md`, passed at execution as
+ * (eltwise ReLU; `alpha` the LeakyReLU slope, default 0), `add` / `mul` / `sub` (binary op with
+ * a tensor of descriptor `md`, broadcast where its dims are 1, passed at execution as
  * `DNNL_ARG_ATTR_MULTIPLE_POST_OP(index) | DNNL_ARG_SRC_1`), `sum` (`dst = result + scale *
  * previous dst`).
  */
 export type PostOp =
-  | { kind: "relu" }
-  | { kind: "add"; md: MemDesc }
+  | { kind: "relu"; alpha?: number }
+  | { kind: "add" | "mul" | "sub"; md: MemDesc }
   | { kind: "sum"; scale?: number };
+
+const POST_BINARY = {
+  add: ABI.dnnl_binary_add,
+  mul: ABI.dnnl_binary_mul,
+  sub: ABI.dnnl_binary_sub,
+} as const;
 
 /** Execution argument id of the second input of binary post-op number `index`. */
 export function postOpSrc1Arg(index: number): number {
@@ -358,15 +365,15 @@ export class Dnnl {
         if (p.kind === "relu") {
           check(
             "post_ops_append_eltwise",
-            this.sym.dnnl_post_ops_append_eltwise(po, 1, ABI.dnnl_eltwise_relu, 0, 0),
+            this.sym.dnnl_post_ops_append_eltwise(po, 1, ABI.dnnl_eltwise_relu, p.alpha ?? 0, 0),
           );
-        } else if (p.kind === "add") {
+        } else if (p.kind === "sum") {
+          check("post_ops_append_sum", this.sym.dnnl_post_ops_append_sum(po, p.scale ?? 1));
+        } else {
           check(
             "post_ops_append_binary",
-            this.sym.dnnl_post_ops_append_binary(po, ABI.dnnl_binary_add, p.md),
+            this.sym.dnnl_post_ops_append_binary(po, POST_BINARY[p.kind], p.md),
           );
-        } else {
-          check("post_ops_append_sum", this.sym.dnnl_post_ops_append_sum(po, p.scale ?? 1));
         }
       }
       check("primitive_attr_create", this.sym.dnnl_primitive_attr_create(out));

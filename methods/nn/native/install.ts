@@ -10,7 +10,8 @@
  * `--allow-env` for the variables).
  * The same layer also carries tight-loop JS kernels where tfjs's generic ones dominate the
  * profile (`layout.ts`: Slice, Softmax) and the fused normalisation + activation kernels of
- * `norm.ts` and the one-pass SGD update of `sgd.ts`, so `--backend cpu-js` stays the pure-tfjs reference for all of them.
+ * `norm.ts`, the one-pass SGD update of `sgd.ts` and the loss-head kernels of `loss_head.ts`
+ * (softmax cross-entropy, softmax), so `--backend cpu-js` stays the pure-tfjs reference for all of them.
  * @module
  */
 import * as tf from "@tensorflow/tfjs-core";
@@ -20,8 +21,19 @@ import { conv3dKernels } from "./conv3d.ts";
 import { elementwiseKernels } from "./elementwise.ts";
 import { linalgKernels } from "./linalg.ts";
 import { layoutKernels } from "./layout.ts";
-import { NORM_ACT, NORM_ACT_GRAD, normActGradKernel, normActKernel } from "./norm.ts";
+import { normActKernels } from "./norm.ts";
+import { NormPasses } from "./norm_passes.ts";
 import { SGD_STEP, sgdStepKernel } from "./sgd.ts";
+import {
+  SOFTMAX,
+  SOFTMAX_CE,
+  SOFTMAX_CE_GRAD,
+  SOFTMAX_GRAD,
+  softmaxCEGradKernel,
+  softmaxCEKernel,
+  softmaxGradKernel,
+  softmaxKernel,
+} from "./loss_head.ts";
 import type { KernelArgs, NativeImpl } from "./kernel.ts";
 
 /** Outcome of {@link installNativeKernels}. */
@@ -47,12 +59,16 @@ let status: NativeStatus | null = null;
 let noticed = false;
 const originals = new Map<string, tf.KernelConfig>();
 /** Kernels with no tfjs counterpart (fused ops), registered while the native layer is on. */
-const FUSED: Record<string, (args: KernelArgs) => tf.TensorInfo[]> = {
-  [NORM_ACT]: normActKernel,
-  [NORM_ACT_GRAD]: normActGradKernel,
+const FUSED: Record<string, (args: KernelArgs) => tf.TensorInfo | tf.TensorInfo[]> = {
   [SGD_STEP]: sgdStepKernel,
+  [SOFTMAX_CE]: softmaxCEKernel,
+  [SOFTMAX_CE_GRAD]: softmaxCEGradKernel,
+  [SOFTMAX]: softmaxKernel,
+  [SOFTMAX_GRAD]: softmaxGradKernel,
 };
 const counts = new Map<string, number>();
+/** The oneDNN element-wise passes of the fused normalisation kernels (made once). */
+let passes: NormPasses | null = null;
 
 function env(name: string): string | undefined {
   try {
@@ -143,7 +159,8 @@ export function installNativeKernels(opts: InstallOptions = {}): NativeStatus {
     });
     names.push(name);
   }
-  for (const [name, fn] of Object.entries(FUSED)) {
+  passes ??= new NormPasses(dnnl);
+  for (const [name, fn] of Object.entries({ ...normActKernels(passes), ...FUSED })) {
     if (tf.getKernel(name, "cpu")) continue;
     tf.registerKernel({
       kernelName: name,
@@ -170,7 +187,7 @@ export function uninstallNativeKernels(): void {
     tf.registerKernel(cfg);
   }
   originals.clear();
-  for (const name of Object.keys(FUSED)) {
+  for (const name of [...Object.keys(normActKernels(null)), ...Object.keys(FUSED)]) {
     if (tf.getKernel(name, "cpu")) tf.unregisterKernel(name, "cpu");
   }
   status = null;
