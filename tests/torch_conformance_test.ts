@@ -32,6 +32,7 @@
  * ({@link checkAdamUpdate}).
  * @module
  */
+import { NORM_ACT, NORM_ACT_BIAS } from "../methods/nn/native/norm.ts";
 import assert from "node:assert/strict";
 import * as tf from "@tensorflow/tfjs-core";
 import { initBackend } from "../methods/nn/backend.ts";
@@ -497,7 +498,7 @@ interface Gate {
 }
 
 /** The kernels whose output sign is an activation gate (fused norm+act on the native path). */
-const GATED_KERNELS = ["SemisegNormAct", "Relu", "LeakyRelu"];
+const GATED_KERNELS = [NORM_ACT, NORM_ACT_BIAS, "Relu", "LeakyRelu"];
 
 /**
  * Run `fn` (one training step) recording the gate of every ReLU / LeakyReLU it computes, in
@@ -534,7 +535,7 @@ async function withGates<T>(fn: () => Promise<T>): Promise<{ value: T; gates: Ga
       ...cfg,
       kernelFunc: (args) => {
         const out = cfg.kernelFunc(args);
-        const fusedNone = name === "SemisegNormAct" && args.attrs?.["act"] === "none";
+        const fusedNone = name.startsWith("Semiseg") && args.attrs?.["act"] === "none";
         if (!fusedNone) record((Array.isArray(out) ? out[0] : out) as tf.TensorInfo, args.backend);
         return out;
       },
