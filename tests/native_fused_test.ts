@@ -17,6 +17,8 @@ import {
   normActForward,
 } from "../methods/nn/native/norm.ts";
 import { copyBox, sliceInto, softmaxRows } from "../methods/nn/native/layout.ts";
+import { Dnnl } from "../methods/nn/native/dnnl.ts";
+import { NormPasses } from "../methods/nn/native/norm_passes.ts";
 import { installNativeKernels, uninstallNativeKernels } from "../methods/nn/native/install.ts";
 import { dnnlMissing, relDiff } from "./native_util.ts";
 import { vnetCurve } from "./vnet_curve.ts";
@@ -28,6 +30,7 @@ import { Sgd } from "../methods/nn/optim.ts";
 
 tf.env().set("PROD", true);
 await tf.setBackend("cpu");
+const missing = dnnlMissing("native_fused_test");
 
 function randArr(n: number, seed: number, scale = 1, offset = 0): Float32Array {
   const a = new Rng(seed).fillNormal(new Float32Array(n));
@@ -106,6 +109,59 @@ Deno.test("normActForward/Backward equal the composite tfjs graph (values, stats
   }
 });
 
+Deno.test({
+  name:
+    "normActForward/Backward with a conv bias and the oneDNN passes equal the composite graph on x + bias",
+  ignore: missing !== null,
+  fn() {
+    const d = Dnnl.open();
+    const passes = new NormPasses(d);
+    try {
+      for (const [ci, { shape, at }] of CASES.entries()) {
+        const n = shape.reduce((a, b) => a * b, 1);
+        const c = shape[4]!;
+        const x = randArr(n, 50 + ci, 2.5, 1.5);
+        const bias = randArr(c, 60 + ci, 0.7, 0.4);
+        const xb = x.map((v, i) => v + bias[i % c]!);
+        const gamma = randArr(c, 70 + ci, 0.5, 1), beta = randArr(c, 80 + ci, 0.3);
+        const w = randArr(n, 90 + ci);
+        const [y0, m0, v0, dx0, dg0, db0] = composite(shape, xb, gamma, beta, w, at);
+        const g = {
+          n: shape[0]!,
+          s: shape[1]! * shape[2]! * shape[3]!,
+          c,
+          perSample: at.perSample,
+        };
+        const groups = at.perSample ? g.n * c : c;
+        for (const p of [null, passes]) {
+          const y = new Float32Array(n), mean = new Float32Array(groups);
+          const vr = new Float32Array(groups);
+          normActForward(x, gamma, beta, g, at, y, mean, vr, bias, p);
+          const dx = new Float32Array(n), dg = new Float32Array(c), db = new Float32Array(c);
+          const dbias = new Float32Array(c).fill(NaN);
+          normActBackward(w, x, y, gamma, mean, vr, g, at, dx, dg, db, bias, dbias, p);
+          const tag = `case ${ci} ${p ? "oneDNN" : "JS"} ${JSON.stringify(at)}`;
+          assert.ok(relDiff(y, y0!) < 1e-5, `${tag}: y ${relDiff(y, y0!)}`);
+          assert.ok(relDiff(mean, m0!) < 1e-5, `${tag}: mean`);
+          assert.ok(relDiff(vr, v0!) < 1e-5, `${tag}: variance`);
+          assert.ok(relDiff(dx, dx0!) < 1e-4, `${tag}: dx ${relDiff(dx, dx0!)}`);
+          assert.ok(relDiff(dg, dg0!) < 1e-4, `${tag}: dgamma ${relDiff(dg, dg0!)}`);
+          assert.ok(relDiff(db, db0!) < 1e-4, `${tag}: dbeta ${relDiff(db, db0!)}`);
+          // d/dbias = sum of dx over each channel (the composite's gradient of x + bias).
+          for (let k = 0; k < c; k++) {
+            let s = 0;
+            for (let i = k; i < n; i += c) s += dx0![i]!;
+            assert.ok(Math.abs(dbias[k]! - s) < 1e-4, `${tag}: dbias[${k}] ${dbias[k]} vs ${s}`);
+          }
+        }
+      }
+    } finally {
+      passes.destroy();
+      d.close();
+    }
+  },
+});
+
 Deno.test("sliceInto and softmaxRows equal tfjs slice / softmax", () => {
   const shape = [2, 3, 4, 5, 3];
   const n = shape.reduce((a, b) => a * b, 1);
@@ -132,8 +188,6 @@ Deno.test("sliceInto and softmaxRows equal tfjs slice / softmax", () => {
   softmaxRows(big, 2, o2);
   assert.deepEqual(Array.from(o2), [0.5, 0.5, 0, 1]);
 });
-
-const missing = dnnlMissing("native_fused_test");
 
 /** Loss and gradients of a small network step, computed by `f`, with the layer off then on. */
 function offOn(f: () => Float32Array[]): { off: Float32Array[]; on: Float32Array[] } {

@@ -9,6 +9,7 @@ import * as tf from "@tensorflow/tfjs-core";
 import { ABI } from "./abi.ts";
 import { dimsOf, type Dnnl, type Primitive, PrimitiveCache } from "./dnnl.ts";
 import { f32, type KernelArgs, type NativeImpl } from "./kernel.ts";
+import { giveScratch, output, scratch } from "./pool.ts";
 
 type Shape5 = [number, number, number, number, number];
 type Conv3DInfo = ReturnType<typeof tf.backend_util.computeConv3DInfo>;
@@ -68,15 +69,18 @@ export class ConvExec {
   /** Run on plain buffers [in0, in1, out]. */
   exec(bufs: Float32Array[]): void {
     const args = bufs.map((b, i) => {
-      if (i === bufs.length - 1) return this.post ? new Float32Array(this.floats[i]!) : b;
+      if (i === bufs.length - 1) return this.post ? scratch(this.floats[i]!) : b;
       const r = this.pre[i];
       if (!r) return b;
-      const t = new Float32Array(this.floats[i]!);
+      const t = scratch(this.floats[i]!);
       r.exec([b, t]);
       return t;
     });
     this.prim.exec(args);
     if (this.post) this.post.exec([args[args.length - 1]!, bufs[bufs.length - 1]!]);
+    args.forEach((t, i) => {
+      if (t !== bufs[i]) giveScratch(t);
+    });
   }
 
   /** Free the primitives. */
@@ -298,7 +302,7 @@ export function conv3dKernels(
     const exec = g && get(kind, g);
     if (!exec) return null;
     const outShape: number[] = out ? [...out] : info.outShape;
-    const y = new Float32Array(tf.util.sizeFromShape(outShape));
+    const y = output(backend, tf.util.sizeFromShape(outShape));
     exec.exec([av, bv, y]);
     return backend.makeTensorInfo(outShape, "float32", y);
   };

@@ -18,6 +18,7 @@ import { ABI } from "./abi.ts";
 import type { Dnnl, Primitive } from "./dnnl.ts";
 import { PrimitiveCache } from "./dnnl.ts";
 import { f32, type KernelArgs, type NativeImpl, sizeOf } from "./kernel.ts";
+import { output } from "./pool.ts";
 
 /** Tensors smaller than this (output elements) use the JS kernels. */
 export const MIN_ELEMENTS = 4096;
@@ -139,7 +140,7 @@ function scalarFirst(
 ): tf.TensorInfo | null {
   const av = f32(backend, a), bv = f32(backend, b);
   if (!av || !bv || av.length !== 1) return null;
-  const s = av[0]!, y = new Float32Array(bv.length);
+  const s = av[0]!, y = output(backend, bv.length);
   if (name === "Sub") { for (let i = 0; i < y.length; i++) y[i] = s - bv[i]!; }
   else if (name === "RealDiv") { for (let i = 0; i < y.length; i++) y[i] = s / bv[i]!; }
   else return null;
@@ -182,7 +183,7 @@ export function elementwiseKernels(d: Dnnl): Record<string, NativeImpl> {
     const dims1 = c.dims.map((v, i) => (c.role[i] ? 1 : v));
     const prim = binaryPrim(BINARY_ALG[name]!, c.dims, dims1);
     if (!prim) return null;
-    const y = new Float32Array(n);
+    const y = output(backend, n);
     prim.exec([av, bv, y]);
     return backend.makeTensorInfo(outShape, "float32", y);
   };
@@ -196,7 +197,7 @@ export function elementwiseKernels(d: Dnnl): Record<string, NativeImpl> {
     const c = collapse(x.shape, reduced);
     if (!c.role.includes(true)) return null; // nothing to reduce: leave it to JS (a copy)
     const dst = c.dims.map((v, i) => (c.role[i] ? 1 : v));
-    const y = new Float32Array(sizeOf(dst));
+    const y = output(backend, sizeOf(dst));
     const last = c.role.length - 1;
     if (c.role[last] && c.role.length <= 2) {
       // [R] (whole tensor) or [A, R]
@@ -239,7 +240,7 @@ export function elementwiseKernels(d: Dnnl): Record<string, NativeImpl> {
     if (!x || !xv || xv.length < MIN_ELEMENTS) return null;
     const prim = eltwisePrim(alg, alpha, xv.length);
     if (!prim) return null;
-    const y = new Float32Array(xv.length);
+    const y = output(backend, xv.length);
     prim.exec([xv, y]);
     return backend.makeTensorInfo([...x.shape], "float32", y);
   };

@@ -9,6 +9,7 @@
  */
 import * as tf from "@tensorflow/tfjs-core";
 import { f32, type KernelArgs, type NativeImpl, sizeOf } from "./kernel.ts";
+import { output, outputZeroed } from "./pool.ts";
 
 function stridesOf(shape: readonly number[]): number[] {
   const st = new Array<number>(shape.length);
@@ -108,7 +109,7 @@ export function layoutKernels(): Record<string, NativeImpl> {
     ) as [number[], number[]];
     const n = sizeOf(size);
     if (n === 0) return null;
-    const out = new Float32Array(n);
+    const out = output(backend, n);
     sliceInto(xv, x.shape, begin, size, out);
     return backend.makeTensorInfo(size, "float32", out);
   };
@@ -119,7 +120,7 @@ export function layoutKernels(): Record<string, NativeImpl> {
     const r = x.shape.length;
     const dim = attrs["dim"] as number;
     if (dim !== -1 && dim !== r - 1) return null;
-    const out = new Float32Array(xv.length);
+    const out = output(backend, xv.length);
     softmaxRows(xv, x.shape[r - 1]!, out);
     return backend.makeTensorInfo([...x.shape], "float32", out);
   };
@@ -130,7 +131,7 @@ export function layoutKernels(): Record<string, NativeImpl> {
     const pads = attrs["paddings"] as [number, number][];
     if (pads.some(([a, b]) => a < 0 || b < 0)) return null;
     const outShape = x.shape.map((v, i) => v + pads[i]![0] + pads[i]![1]);
-    const out = new Float32Array(sizeOf(outShape));
+    const out = outputZeroed(backend, sizeOf(outShape));
     const c = (attrs["constantValue"] as number | undefined) ?? 0;
     if (c !== 0) out.fill(c);
     copyBox(xv, x.shape, x.shape.map(() => 0), out, outShape, pads.map((p) => p[0]), x.shape);

@@ -10,6 +10,7 @@ import type { Dnnl, Primitive } from "./dnnl.ts";
 import { PrimitiveCache } from "./dnnl.ts";
 import { MIN_ELEMENTS } from "./elementwise.ts";
 import { f32, type KernelArgs, type NativeImpl, sizeOf } from "./kernel.ts";
+import { output } from "./pool.ts";
 
 /**
  * Simplify a transpose of `shape` by `perm`: drop size-1 dims and merge input dims that stay
@@ -68,7 +69,7 @@ export function linalgKernels(d: Dnnl): Record<string, NativeImpl> {
     const perm = attrs["perm"] as number[];
     const outShape = perm.map((p) => x.shape[p]!);
     const s = simplifyTranspose(x.shape, perm);
-    const y = new Float32Array(xv.length);
+    const y = output(backend, xv.length);
     if (s.perm.every((p, i) => p === i)) {
       y.set(xv);
       return backend.makeTensorInfo(outShape, "float32", y);
@@ -129,7 +130,7 @@ export function linalgKernels(d: Dnnl): Record<string, NativeImpl> {
     if (total * k < MIN_ELEMENTS * 16) return null;
     const prim = matmulPrim(batchA, batchB, m, k, n, ta, tb);
     if (!prim) return null;
-    const y = new Float32Array(total);
+    const y = output(backend, total);
     prim.exec([av, bv, y]);
     return backend.makeTensorInfo([...outBatch, m, n], "float32", y);
   };

@@ -15,6 +15,7 @@
 import * as tf from "@tensorflow/tfjs-core";
 import type { KernelArgs } from "./kernel.ts";
 import { softmaxRows } from "./layout.ts";
+import { output } from "./pool.ts";
 
 /** tfjs kernel name of the fused cross-entropy forward (outputs loss, per-row log-sum-exp). */
 export const SOFTMAX_CE = "SemisegSoftmaxCE";
@@ -123,7 +124,7 @@ function checkRows(logits: tf.TensorInfo, labels: tf.TensorInfo, kernel: string)
 export function softmaxCEKernel(args: KernelArgs): tf.TensorInfo[] {
   const logits = args.inputs["logits"]!, labels = args.inputs["labels"]!;
   const c = checkRows(logits, labels, SOFTMAX_CE);
-  const lse = new Float32Array(tf.util.sizeFromShape(labels.shape));
+  const lse = output(args.backend, tf.util.sizeFromShape(labels.shape));
   const loss = softmaxCrossEntropy(
     values(args, "logits", SOFTMAX_CE),
     labelValues(args, SOFTMAX_CE),
@@ -140,7 +141,7 @@ export function softmaxCEKernel(args: KernelArgs): tf.TensorInfo[] {
 export function softmaxCEGradKernel(args: KernelArgs): tf.TensorInfo {
   const logits = args.inputs["logits"]!, labels = args.inputs["labels"]!;
   const c = checkRows(logits, labels, SOFTMAX_CE_GRAD);
-  const dx = new Float32Array(tf.util.sizeFromShape(logits.shape));
+  const dx = output(args.backend, tf.util.sizeFromShape(logits.shape));
   softmaxCrossEntropyGrad(
     values(args, "dy", SOFTMAX_CE_GRAD)[0]!,
     values(args, "logits", SOFTMAX_CE_GRAD),
@@ -155,7 +156,7 @@ export function softmaxCEGradKernel(args: KernelArgs): tf.TensorInfo {
 /** Kernel function of {@link SOFTMAX}: input logits [..., c]; output probabilities. */
 export function softmaxKernel(args: KernelArgs): tf.TensorInfo {
   const x = args.inputs["logits"]!;
-  const out = new Float32Array(tf.util.sizeFromShape(x.shape));
+  const out = output(args.backend, tf.util.sizeFromShape(x.shape));
   softmaxRows(values(args, "logits", SOFTMAX), x.shape[x.shape.length - 1]!, out);
   return args.backend.makeTensorInfo([...x.shape], "float32", out);
 }
@@ -163,7 +164,7 @@ export function softmaxKernel(args: KernelArgs): tf.TensorInfo {
 /** Kernel function of {@link SOFTMAX_GRAD}: inputs dy, p; output dlogits. */
 export function softmaxGradKernel(args: KernelArgs): tf.TensorInfo {
   const p = args.inputs["p"]!;
-  const dx = new Float32Array(tf.util.sizeFromShape(p.shape));
+  const dx = output(args.backend, tf.util.sizeFromShape(p.shape));
   softmaxGrad(
     values(args, "dy", SOFTMAX_GRAD),
     values(args, "p", SOFTMAX_GRAD),

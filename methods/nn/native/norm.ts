@@ -16,6 +16,7 @@
 import * as tf from "@tensorflow/tfjs-core";
 import type { KernelArgs } from "./kernel.ts";
 import type { NormPasses } from "./norm_passes.ts";
+import { output } from "./pool.ts";
 
 /** tfjs kernel name of the fused forward. */
 export const NORM_ACT = "SemisegNormAct";
@@ -281,7 +282,7 @@ export function normActKernels(
     const at = attrsOf(args.attrs);
     const g = geometryOf(x.shape, at.perSample);
     const groups = groupCount(g);
-    const y = new Float32Array(g.n * g.s * g.c);
+    const y = output(args.backend, g.n * g.s * g.c);
     const mean = new Float32Array(groups), variance = new Float32Array(groups);
     normActForward(
       values(args, "x"),
@@ -306,7 +307,7 @@ export function normActKernels(
     const x = args.inputs["x"]!;
     const at = attrsOf(args.attrs);
     const g = geometryOf(x.shape, at.perSample);
-    const dx = new Float32Array(g.n * g.s * g.c);
+    const dx = output(args.backend, g.n * g.s * g.c);
     const dgamma = new Float32Array(g.c), dbeta = new Float32Array(g.c);
     const withBias = args.inputs["bias"] !== undefined;
     const dbias = withBias ? new Float32Array(g.c) : null;

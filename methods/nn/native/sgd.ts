@@ -6,6 +6,7 @@
  */
 import * as tf from "@tensorflow/tfjs-core";
 import type { KernelArgs } from "./kernel.ts";
+import { output } from "./pool.ts";
 
 /** tfjs kernel name of the fused SGD update. */
 export const SGD_STEP = "SemisegSgdStep";
@@ -76,8 +77,8 @@ export function sgdStepKernel(args: KernelArgs): tf.TensorInfo[] {
   const pInfo = args.inputs["p"]!;
   const p = get("p")!, g = get("g")!, buf = get("buf");
   const a = args.attrs as unknown as SgdStepAttrs;
-  const pOut = new Float32Array(p.length);
-  const bufOut = a.momentum === 0 ? new Float32Array(0) : new Float32Array(p.length);
+  const pOut = output(args.backend, p.length);
+  const bufOut = a.momentum === 0 ? new Float32Array(0) : output(args.backend, p.length);
   sgdStep(p, g, buf, a, pOut, bufOut);
   return [
     args.backend.makeTensorInfo([...pInfo.shape], "float32", pOut),
