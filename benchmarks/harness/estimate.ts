@@ -40,6 +40,7 @@ import {
   WORKER_BASE_BYTES,
   workerPeakBytes,
 } from "./memory.ts";
+import { poolLimitBytes } from "../../methods/nn/native/pool.ts";
 
 /** Timed probe steps after the warm-up, at most. */
 export const PROBE_STEPS = 3;
@@ -463,7 +464,7 @@ export async function storedWorkerBytes(
     bytes: Number.isNaN(step) || Number.isNaN(cases) ? NaN : workerPeakBytes(cases, step),
     source: `step working set ${gb(step)} measured, cases ${gb(cases)}, runtime ${
       gb(WORKER_BASE_BYTES)
-    }, dead-buffer bound ${gb(gcLimitBytes())}`,
+    }, dead-buffer bound ${gb(gcLimitBytes())}, output pool ${gb(poolLimitBytes())}`,
   };
 }
 

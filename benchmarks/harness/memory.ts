@@ -18,6 +18,7 @@
  */
 import v8 from "node:v8";
 import vm from "node:vm";
+import { poolLimitBytes, poolStats } from "../../methods/nn/native/pool.ts";
 
 /** Default bound on ArrayBuffer memory before a collection, MiB (`SEMISEG_GC_MB` overrides). */
 export const DEFAULT_GC_MB = 1024;
@@ -78,6 +79,16 @@ export interface MemorySample {
 }
 
 /**
+ * The process's resident and ArrayBuffer bytes less the native kernels' pooled free output
+ * buffers (methods/nn/native/pool.ts): those are kept for reuse on purpose, bounded by their
+ * own limit, and a collection would not free them.
+ */
+export function liveMemory(): MemorySample {
+  const m = Deno.memoryUsage(), pooled = poolStats().freeBytes;
+  return { rss: m.rss - pooled, external: m.external - pooled };
+}
+
+/**
  * Keeps a long loop's memory flat: when the resident size or ArrayBuffer memory has grown by
  * more than the bound since the last collection (what survived it, e.g. the loaded cases, is
  * the baseline), runs V8's collector and then glibc's `malloc_trim`, which hands the freed
@@ -97,7 +108,7 @@ export class MemoryGuard {
     readonly limitBytes: number = gcLimitBytes(),
     gc = garbageCollector(),
     trimFn = mallocTrim(),
-    sample: () => MemorySample = () => Deno.memoryUsage(),
+    sample: () => MemorySample = liveMemory,
   ) {
     this.#gc = gc;
     this.#trim = trimFn;
@@ -169,8 +180,14 @@ export const WORKER_BASE_BYTES = 0.5 * 2 ** 30;
 /**
  * Peak bytes one bench worker is expected to hold: its base, the cases it loads and keeps
  * (a worker caches every case of the split it has read), the largest step working set of its
- * configurations, and the guard's bound on dead buffers between collections.
+ * configurations, the guard's bound on dead buffers between collections and the native
+ * kernels' bound on pooled free output buffers.
  */
-export function workerPeakBytes(caseBytes: number, stepBytes: number, limit = gcLimitBytes()) {
-  return WORKER_BASE_BYTES + caseBytes + stepBytes + limit;
+export function workerPeakBytes(
+  caseBytes: number,
+  stepBytes: number,
+  limit = gcLimitBytes(),
+  pool = poolLimitBytes(),
+) {
+  return WORKER_BASE_BYTES + caseBytes + stepBytes + limit + pool;
 }
