@@ -37,6 +37,7 @@ import { VNet } from "../methods/nn/vnet.ts";
 import { ceDiceLoss } from "../methods/nn/losses.ts";
 import { disposeGrads, lossAndGrads, Sgd } from "../methods/nn/optim.ts";
 import { nativeLibrary } from "../methods/nn/native/install.ts";
+import { poolLimitBytes, poolStats } from "../methods/nn/native/pool.ts";
 import { InferenceRunner, type InferStepTime } from "../methods/nn/native/infer.ts";
 import { EVAL_BATCH } from "./harness/evaluate.ts";
 import { cpuModel } from "./harness/machine.ts";
@@ -625,7 +626,8 @@ export const PERF_HELP =
   --no-torch | --torch-device auto|cpu|cuda
   --threads N                  oneDNN and PyTorch threads (default $OMP_NUM_THREADS or 2)
   --nf 16 --no-profile --mem-steps N --json FILE --compare FILE
-Environment: SEMISEG_TORCH_VNET=PATH (torch_vnet.py), SEMISEG_DNNL_PATH, SEMISEG_FUSED_INFER=0.`;
+Environment: SEMISEG_TORCH_VNET=PATH (torch_vnet.py), SEMISEG_DNNL_PATH, SEMISEG_FUSED_INFER=0,
+SEMISEG_POOL_MB (native output pool, default 1024; 0 off).`;
 
 /** Entry point (also `semiseg perf` of the compiled executable, benchmarks/compiled_main.ts). */
 export async function main(args: string[] = Deno.args): Promise<void> {
@@ -700,6 +702,15 @@ export async function main(args: string[] = Deno.args): Promise<void> {
             t.losses.map((l) => fmt(l, 4)).join(" ")
           }${diff}`,
         );
+        if (b === "cpu") {
+          const ps = poolStats();
+          row["pool"] = ps;
+          say(
+            `  output pool (cpu): ${ps.reused} buffers reused, ${ps.fresh} allocated, ${ps.escaped} read out (never reused), ${
+              fmt(ps.freeBytes / 2 ** 20, 0)
+            } MiB free of ${fmt(poolLimitBytes() / 2 ** 20, 0)} (SEMISEG_POOL_MB)`,
+          );
+        }
         if (o.profile && b !== "cpu-js") {
           const prof = await profileStep(tr);
           const total = prof.reduce((s, k) => s + k.ms, 0);
