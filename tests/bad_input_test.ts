@@ -392,13 +392,18 @@ Deno.test("report: a results root without run files is one line, and nothing is 
   }
 });
 
-Deno.test("environment: a junk SEMISEG_GC_MB or SEMISEG_CONV_LAYOUT is named in one line", async () => {
+Deno.test("environment: a junk SEMISEG_GC_MB, SEMISEG_POOL_MB or SEMISEG_CONV_LAYOUT is named in one line", async () => {
   for (
     const [env, code, want] of [
       [
         { SEMISEG_GC_MB: "abc" },
         'import { gcLimitBytes } from "./benchmarks/harness/memory.ts"; gcLimitBytes();',
         /^SEMISEG_GC_MB=abc: expected a positive number of MiB; using 1024$/m,
+      ],
+      [
+        { SEMISEG_POOL_MB: "-3" },
+        'import { initBackend } from "./methods/nn/backend.ts"; await initBackend("cpu");',
+        /^SEMISEG_POOL_MB=-3: expected a number of MiB >= 0 \(0 turns the pool off\); using 1024$/m,
       ],
       [
         { SEMISEG_CONV_LAYOUT: "bogus" },
@@ -415,8 +420,9 @@ Deno.test("environment: a junk SEMISEG_GC_MB or SEMISEG_CONV_LAYOUT is named in 
       stderr: "piped",
     }).output();
     const err = new TextDecoder().decode(r.stderr);
-    // The conv layout is read when the native kernels load: nothing to name without them.
-    if ("SEMISEG_CONV_LAYOUT" in env && /native kernels unavailable/.test(err)) continue;
+    // The conv layout and the pool bound are read when the native kernels load: nothing to
+    // name without them.
+    if (!("SEMISEG_GC_MB" in env) && /native kernels unavailable/.test(err)) continue;
     assert.match(err, want, err);
     assert.equal(err.split("\n").filter((l) => /SEMISEG_/.test(l)).length, 1, err);
   }

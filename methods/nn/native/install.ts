@@ -23,6 +23,7 @@ import { linalgKernels } from "./linalg.ts";
 import { layoutKernels } from "./layout.ts";
 import { normActKernels } from "./norm.ts";
 import { NormPasses } from "./norm_passes.ts";
+import { poolLimitBytes } from "./pool.ts";
 import { SGD_STEP, sgdStepKernel } from "./sgd.ts";
 import {
   SOFTMAX,
@@ -159,6 +160,7 @@ export function installNativeKernels(opts: InstallOptions = {}): NativeStatus {
     });
     names.push(name);
   }
+  poolLimitBytes(); // read SEMISEG_POOL_MB now: a junk value is named at start-up
   passes ??= new NormPasses(dnnl);
   for (const [name, fn] of Object.entries({ ...normActKernels(passes), ...FUSED })) {
     if (tf.getKernel(name, "cpu")) continue;

@@ -13,7 +13,8 @@
  * `data()`, `arraySync`, `bufferSync`) is never recycled: the caller may keep that array.
  * Recycled buffers hold old values: a kernel that needs zeros asks {@link outputZeroed}.
  * At most {@link poolLimitBytes} are kept free (`SEMISEG_POOL_MB`, default 1024; 0 turns the
- * pool off); beyond that a buffer is left to the garbage collector as before.
+ * pool off; junk is named in one line and the default used); beyond that a buffer is left to
+ * the garbage collector as before.
  * @module
  */
 
@@ -41,14 +42,22 @@ export interface PoolStats {
   freeBytes: number;
 }
 
+/** Default bound on pooled free bytes, MiB. */
+export const DEFAULT_POOL_MB = 1024;
+
 function limitFromEnv(): number {
   let v: string | undefined;
   try {
     v = Deno.env.get("SEMISEG_POOL_MB");
   } catch { /* no --allow-env */ }
-  const mb = v === undefined || v === "" ? 1024 : Number(v);
+  const mb = v === undefined || v === "" ? DEFAULT_POOL_MB : Number(v);
   if (!Number.isFinite(mb) || mb < 0) {
-    throw new Error(`SEMISEG_POOL_MB=${v}: expected a number of MiB >= 0 (0 turns the pool off)`);
+    Deno.stderr.writeSync(
+      new TextEncoder().encode(
+        `SEMISEG_POOL_MB=${v}: expected a number of MiB >= 0 (0 turns the pool off); using ${DEFAULT_POOL_MB}\n`,
+      ),
+    );
+    return DEFAULT_POOL_MB * 2 ** 20;
   }
   return mb * 2 ** 20;
 }
