@@ -17,6 +17,9 @@ import {
 import { collapse } from "../methods/nn/native/elementwise.ts";
 import { convPrimitivesBuilt } from "../methods/nn/native/conv3d.ts";
 import { simplifyTranspose } from "../methods/nn/native/linalg.ts";
+import { Dnnl } from "../methods/nn/native/dnnl.ts";
+import { ABI } from "../methods/nn/native/abi.ts";
+import { layoutReader } from "../methods/nn/native/md_layout.ts";
 import { Rng } from "../methods/nn/rng.ts";
 import { dnnlMissing, relDiff } from "./native_util.ts";
 
@@ -73,6 +76,13 @@ const CONV_CASES: [string, number[], number[], number, "same" | "valid"][] = [
   ["2x2x2 s2 valid, even", [2, 8, 8, 6, 4], [2, 2, 2, 4, 8], 2, "valid"],
   ["2x2x2 s2 valid, odd sizes", [2, 7, 5, 9, 4], [2, 2, 2, 4, 5], 2, "valid"],
   ["1x1x1 head", [2, 5, 5, 5, 16], [1, 1, 1, 16, 2], 1, "valid"],
+  [
+    "3x3x3 s1 same, 16 -> 16 channels (nCdhw16c is NDHWC)",
+    [2, 6, 5, 7, 16],
+    [3, 3, 3, 16, 16],
+    1,
+    "same",
+  ],
   ["1x1x1 same", [1, 5, 3, 5, 3], [1, 1, 1, 3, 2], 1, "same"],
   ["3x3x3 s2 same, odd (asymmetric padding)", [2, 9, 8, 7, 2], [3, 3, 3, 2, 3], 2, "same"],
   ["3x3x3 s1 valid", [1, 6, 6, 6, 3], [3, 3, 3, 3, 3], 1, "valid"],
@@ -94,6 +104,42 @@ for (const [name, xs, ws, s, pad] of CONV_CASES) {
     },
   });
 }
+
+Deno.test({
+  name:
+    "native conv3d: a oneDNN layout that is tfjs's own (16 channels in nCdhw16c) is not reordered",
+  ignore,
+  fn() {
+    const d = Dnnl.open();
+    try {
+      const same = layoutReader(d);
+      assert.ok(same, "the memory-descriptor reader failed its self-check on this oneDNN");
+      const md = (dims: number[], tag: number) => d.mdTag(dims, tag);
+      assert.ok(
+        same(md([2, 16, 5, 6, 7], ABI.dnnl_nCdhw16c), md([2, 16, 5, 6, 7], ABI.dnnl_ndhwc)),
+      );
+      assert.ok(
+        !same(md([2, 32, 5, 6, 7], ABI.dnnl_nCdhw16c), md([2, 32, 5, 6, 7], ABI.dnnl_ndhwc)),
+      );
+      assert.ok(!same(md([2, 8, 5, 6, 7], ABI.dnnl_nCdhw8c), md([2, 16, 5, 6, 7], ABI.dnnl_ndhwc)));
+      assert.ok(same(md([2, 8, 5, 6, 7], ABI.dnnl_nCdhw8c), md([2, 8, 5, 6, 7], ABI.dnnl_ndhwc)));
+      assert.ok(!same(md([2, 4, 5, 6, 7], ABI.dnnl_nCdhw8c), md([2, 4, 5, 6, 7], ABI.dnnl_ndhwc)));
+      assert.ok(!same(md([2, 16, 5, 6, 7], ABI.dnnl_ncdhw), md([2, 16, 5, 6, 7], ABI.dnnl_ndhwc)));
+    } finally {
+      d.close();
+    }
+    assert.ok(installNativeKernels().active);
+    tf.tidy(() => convAndGrads([2, 6, 5, 6, 16], [3, 3, 3, 16, 16], 1, "same")());
+    const fwd = convPrimitivesBuilt().filter((b) =>
+      b.kind === "f" && b.geometry.includes("[2,16,6,5,6]") && b.geometry.includes("[16,16,3,3,3]")
+    ).pop();
+    assert.ok(fwd, JSON.stringify(convPrimitivesBuilt().slice(-3)));
+    // AVX-512 kernels block channels by 16: at 16 channels their src/dst layout is NDHWC.
+    if (fwd.impl.includes("avx512")) {
+      assert.deepEqual(fwd.reordered.filter((r) => r !== "wei"), [], JSON.stringify(fwd));
+    }
+  },
+});
 
 function convCase(
   xs: number[],

@@ -10,6 +10,7 @@ import { ABI } from "./abi.ts";
 import { dimsOf, type Dnnl, type Primitive, PrimitiveCache } from "./dnnl.ts";
 import { f32, type KernelArgs, type NativeImpl } from "./kernel.ts";
 import { giveScratch, output, scratch } from "./pool.ts";
+import { layoutReader } from "./md_layout.ts";
 
 type Shape5 = [number, number, number, number, number];
 type Conv3DInfo = ReturnType<typeof tf.backend_util.computeConv3DInfo>;
@@ -93,7 +94,8 @@ export class ConvExec {
 
 /** Convolution kind: forward, backward-data, backward-weights. */
 export type Kind = "f" | "d" | "w";
-type Role = "src" | "wei" | "dst";
+/** A convolution tensor: input, weights, output. */
+export type Role = "src" | "wei" | "dst";
 
 /** Execution arguments of each conv kind: id, the query for its chosen md, its tensor role. */
 const ARGS: Record<Kind, [number, number, Role][]> = {
@@ -120,6 +122,8 @@ export interface BuiltConv {
   geometry: string;
   blocked: boolean;
   impl: string;
+  /** The tensors (src, wei, dst) reordered around each call (none: oneDNN's layout is tfjs's). */
+  reordered: Role[];
 }
 const built: BuiltConv[] = [];
 
@@ -171,6 +175,11 @@ export function conv3dKernels(
   layout: ConvLayout = layoutFromEnv(),
 ): Record<string, NativeImpl> {
   const cache = new PrimitiveCache<ConvExec>();
+  // A chosen layout that puts every element where tfjs's plain one does (e.g. nCdhw16c at 16
+  // channels) needs no reorder: the plain buffer is handed to the primitive as it is.
+  const reader = layoutReader(d);
+  const same = (a: ReturnType<typeof d.mdTag>, b: ReturnType<typeof d.mdTag>): boolean =>
+    d.mdEqual(a, b) || (reader?.(a, b) ?? false);
   type Mds = Record<Role, ReturnType<typeof d.mdTag>>;
   const plainMds = (g: Geometry): Mds => ({
     src: d.mdTag(g.src, ABI.dnnl_ndhwc),
@@ -249,12 +258,13 @@ export function conv3dKernels(
     const roles = ARGS[kind].map(([, , role]) => role);
     const last = roles.length - 1;
     const pre = roles.map((role, i) =>
-      i === last || d.mdEqual(plain[role], r.mds[i]!) ? null : d.reorder(plain[role], r.mds[i]!)
+      i === last || same(plain[role], r.mds[i]!) ? null : d.reorder(plain[role], r.mds[i]!)
     );
-    const post = d.mdEqual(r.mds[last]!, plain[roles[last]!])
+    const post = same(r.mds[last]!, plain[roles[last]!])
       ? null
       : d.reorder(r.mds[last]!, plain[roles[last]!]);
-    built.push({ kind, geometry: g.key, blocked, impl: r.impl });
+    const reordered = roles.filter((_, i) => (i === last ? post : pre[i]) !== null);
+    built.push({ kind, geometry: g.key, blocked, impl: r.impl, reordered });
     if (built.length > 256) built.shift();
     return new ConvExec(r.prim, r.impl, pre, post, r.mds.map((md) => d.mdBytes(md) / 4));
   };
