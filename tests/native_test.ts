@@ -344,3 +344,23 @@ Deno.test("native fallback: missing library -> one notice, pure JS, correct resu
   assert.equal(off.result.status.active, false);
   assert.match(off.result.status.reason, /SEMISEG_NATIVE=0/);
 });
+
+Deno.test({
+  name: "native binary ops take float32 tensors that tfjs's Cast left on int32 / bool arrays",
+  ignore,
+  fn() {
+    const f = () => {
+      const x = rand([2, 16, 16, 16], 4);
+      const mask = tf.cast(tf.greater(x, 0.3), "float32"); // bool data under a float32 tensor
+      const lab = tf.cast(tf.cast(tf.greater(x, -0.2), "int32"), "float32"); // int32 data
+      return [tf.mul(x, mask), tf.add(lab, x), tf.sub(mask, lab)];
+    };
+    const before = nativeCallCounts();
+    const { js, nat } = both(f);
+    const after = nativeCallCounts();
+    for (const k of ["Multiply", "Add", "Sub"]) {
+      assert.ok((after[k] ?? 0) > (before[k] ?? 0), `${k} did not run natively`);
+    }
+    js.forEach((v, i) => assert.deepEqual(Array.from(nat[i]!), Array.from(v), `output ${i}`));
+  },
+});

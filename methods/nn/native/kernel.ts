@@ -25,11 +25,20 @@ export interface KernelArgs {
 /** A native kernel: a result, or `null` for "not supported here, use the JS kernel". */
 export type NativeImpl = (args: KernelArgs) => tf.TensorInfo | null;
 
-/** The float32 values of `t` on the cpu backend, or null (other dtype, or not materialised). */
+/**
+ * The float32 values of `t` on the cpu backend, or null (other dtype, or not materialised).
+ * tfjs's cpu Cast from int32 or bool to float32 keeps the integer array under the float32
+ * tensor (no copy); those values are converted here (exact below 2^24), so such tensors (cast
+ * labels, masks) take the native kernels too instead of tfjs's generic JS loops.
+ */
 export function f32(be: CpuBackendLike, t: tf.TensorInfo | undefined): Float32Array | null {
   if (!t || t.dtype !== "float32") return null;
   const v = be.data.get(t.dataId).values;
-  return v instanceof Float32Array && v.length > 0 ? v : null;
+  if (v instanceof Float32Array) return v.length > 0 ? v : null;
+  if ((v instanceof Int32Array || v instanceof Uint8Array) && v.length > 0) {
+    return Float32Array.from(v);
+  }
+  return null;
 }
 
 /** Number of elements of `shape`. */
