@@ -27,7 +27,13 @@ import "./gradients.ts";
 import type { Rng } from "./rng.ts";
 import type { StoredTensor } from "../types.ts";
 import { restoreVariables, storeVariables } from "./state.ts";
-import { fusedNormAct, fusedNormTakesBias, hasFusedNormAct } from "./native/norm.ts";
+import {
+  fusedNormAct,
+  fusedNormTakesBias,
+  hasFusedNormAct,
+  hasFusedRunningStats,
+  RUNNING_STATS,
+} from "./native/norm.ts";
 
 /** Activation applied to a head's output. */
 export type HeadActivation = "none" | "tanh" | "sigmoid";
@@ -198,6 +204,16 @@ export function batchNorm(x: tf.Tensor5D, p: BnParams, opts: BnOptions): tf.Tens
     const count = n * d * h * w;
     const m = opts.momentum ?? 0.1;
     tf.tidy(() => {
+      if (hasFusedRunningStats()) {
+        const [mu, vr] = tf.engine().runKernel(
+          RUNNING_STATS,
+          { mean: p.mean, variance: p.variance, batchMean: mean, batchVar: variance },
+          { momentum: m, count },
+        ) as tf.Tensor[];
+        p.mean.assign(mu!);
+        p.variance.assign(vr!);
+        return;
+      }
       const unbiased = count > 1 ? tf.mul(variance, count / (count - 1)) : variance;
       p.mean.assign(tf.add(tf.mul(1 - m, p.mean), tf.mul(m, mean)));
       p.variance.assign(tf.add(tf.mul(1 - m, p.variance), tf.mul(m, unbiased)));

@@ -21,7 +21,7 @@ import { conv3dKernels } from "./conv3d.ts";
 import { elementwiseKernels } from "./elementwise.ts";
 import { linalgKernels } from "./linalg.ts";
 import { layoutKernels } from "./layout.ts";
-import { normActKernels } from "./norm.ts";
+import { normActKernels, RUNNING_STATS, runningStatsKernel } from "./norm.ts";
 import { NormPasses } from "./norm_passes.ts";
 import { poolLimitBytes } from "./pool.ts";
 import { SGD_STEP, sgdStepKernel } from "./sgd.ts";
@@ -62,6 +62,7 @@ const originals = new Map<string, tf.KernelConfig>();
 /** Kernels with no tfjs counterpart (fused ops), registered while the native layer is on. */
 const FUSED: Record<string, (args: KernelArgs) => tf.TensorInfo | tf.TensorInfo[]> = {
   [SGD_STEP]: sgdStepKernel,
+  [RUNNING_STATS]: runningStatsKernel,
   [SOFTMAX_CE]: softmaxCEKernel,
   [SOFTMAX_CE_GRAD]: softmaxCEGradKernel,
   [SOFTMAX]: softmaxKernel,

@@ -419,3 +419,59 @@ export function fusedNormAct(
 export function fusedNormTakesBias(): boolean {
   return tf.getKernel(NORM_ACT_BIAS, tf.getBackend()) !== undefined;
 }
+
+/** tfjs kernel name of the BatchNorm running-statistics update (one kernel for both buffers). */
+export const RUNNING_STATS = "SemisegRunningStats";
+
+/**
+ * PyTorch's running-statistics update of `nn.BatchNorm3d` in training:
+ * `mean' = (1 - m) mean + m batchMean`, `var' = (1 - m) var + m batchVar * count / (count - 1)`
+ * (the unbiased batch variance; `count` 1 keeps the biased one), each element computed in
+ * float64 and rounded once. Writes `meanOut`, `varOut`.
+ */
+export function runningStatsUpdate(
+  mean: Float32Array,
+  variance: Float32Array,
+  batchMean: Float32Array,
+  batchVar: Float32Array,
+  momentum: number,
+  count: number,
+  meanOut: Float32Array,
+  varOut: Float32Array,
+): void {
+  const k = count > 1 ? count / (count - 1) : 1;
+  for (let i = 0; i < mean.length; i++) {
+    meanOut[i] = (1 - momentum) * mean[i]! + momentum * batchMean[i]!;
+    varOut[i] = (1 - momentum) * variance[i]! + momentum * batchVar[i]! * k;
+  }
+}
+
+/**
+ * Kernel function of {@link RUNNING_STATS}: inputs mean, variance (the running buffers),
+ * batchMean, batchVar; attrs momentum, count; outputs the new mean and variance. It replaces
+ * seven tiny tfjs kernels (and their engine overhead) per BatchNorm layer and step.
+ */
+export function runningStatsKernel(args: KernelArgs): tf.TensorInfo[] {
+  const m = args.inputs["mean"]!;
+  const meanOut = new Float32Array(tf.util.sizeFromShape(m.shape));
+  const varOut = new Float32Array(meanOut.length);
+  runningStatsUpdate(
+    values(args, "mean"),
+    values(args, "variance"),
+    values(args, "batchMean"),
+    values(args, "batchVar"),
+    args.attrs["momentum"] as number,
+    args.attrs["count"] as number,
+    meanOut,
+    varOut,
+  );
+  return [
+    args.backend.makeTensorInfo([...m.shape], "float32", meanOut),
+    args.backend.makeTensorInfo([...m.shape], "float32", varOut),
+  ];
+}
+
+/** True when the current backend has {@link RUNNING_STATS} (cpu with the native layer). */
+export function hasFusedRunningStats(): boolean {
+  return tf.getKernel(RUNNING_STATS, tf.getBackend()) !== undefined;
+}
