@@ -157,6 +157,14 @@ Deno.test({
           }
         }
       }
+      // Every pass ran on a jit kernel: instance norm's [N, S, C] + [N, 1, C] broadcast had only
+      // oneDNN's reference kernel (30x slower than JS), so it runs per sample on [S, C] + [1, C].
+      assert.ok(passes.implementations.length >= 4, passes.implementations.join("; "));
+      for (const impl of passes.implementations) assert.doesNotMatch(impl, /: ref/, impl);
+      const g = { n: 3, s: 40, c: 5, perSample: true };
+      const x = randArr(600, 99), out = new Float32Array(600), v = randArr(15, 98);
+      assert.ok(passes.forward(x, out, g, v, v, v, 0.01), "instance-norm forward pass on oneDNN");
+      assert.ok(passes.backward(x, out, g, v, v, v), "instance-norm backward pass on oneDNN");
     } finally {
       passes.destroy();
       d.close();
