@@ -75,4 +75,8 @@ for (let rep = 0; rep < 4; rep++) {
   p.dispose();
 }
 
-console.log(JSON.stringify({ threads: Deno.env.get("OMP_NUM_THREADS") ?? null, hashes }));
+Deno.stdout.writeSync(
+  new TextEncoder().encode(
+    JSON.stringify({ threads: Deno.env.get("OMP_NUM_THREADS") ?? null, hashes }) + "\n",
+  ),
+);
