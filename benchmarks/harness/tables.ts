@@ -40,6 +40,27 @@ export interface TableRow {
   p: (number | null)[];
 }
 
+/**
+ * The fields of a row with no runs of ours (a planned row in a preview, a paper-only row):
+ * no seeds, no runs, empty cells for `columns` columns.
+ */
+function noRuns(
+  columns: number,
+  expectedSeeds: number,
+  iterations: number | null,
+): Pick<TableRow, "seeds" | "expectedSeeds" | "iterations" | "short" | "runIds" | "ours" | "p"> {
+  const empty = () => new Array<null>(columns).fill(null);
+  return {
+    seeds: 0,
+    expectedSeeds,
+    iterations,
+    short: false,
+    runIds: [],
+    ours: empty(),
+    p: empty(),
+  };
+}
+
 /** A built table, ready to print as Markdown or CSV. */
 export interface BuiltTable {
   caption: string;
@@ -248,13 +269,7 @@ export function buildTable(
           rows.push({
             ...base,
             label: labelOf(key),
-            seeds: 0,
-            expectedSeeds: planned,
-            iterations: spec.iterations,
-            short: false,
-            runIds: [],
-            ours: cols.map(() => null),
-            p: cols.map(() => null),
+            ...noRuns(cols.length, planned, spec.iterations),
           });
           continue;
         }
@@ -266,13 +281,7 @@ export function buildTable(
             label: labelOf(key),
             external: false,
             added: false,
-            seeds: 0,
-            expectedSeeds: 0,
-            iterations: null,
-            short: false,
-            runIds: [],
-            ours: cols.map(() => null),
-            p: cols.map(() => null),
+            ...noRuns(cols.length, 0, null),
           });
         }
         continue;
@@ -327,20 +336,14 @@ export function buildTable(
     for (const rep of spec.table.reported) {
       if (rep.labeled !== labeled || keys.includes(rep.key)) continue;
       rows.push({
+        ...noRuns(cols.length, 0, null),
         key: rep.key,
         label: rep.key,
         labeled,
         unlabeled: rep.unlabeled ?? null,
         external: false,
         added: false,
-        seeds: 0,
-        expectedSeeds: 0,
-        iterations: null,
-        short: false,
-        runIds: [],
-        ours: cols.map(() => null),
         paper: cols.map((c) => rep.values[c.metric] ?? null),
-        p: cols.map(() => null),
       });
     }
   }

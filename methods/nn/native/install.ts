@@ -71,6 +71,8 @@ const FUSED: Record<string, (args: KernelArgs) => tf.TensorInfo | tf.TensorInfo[
 const counts = new Map<string, number>();
 /** The oneDNN element-wise passes of the fused normalisation kernels (made once). */
 let passes: NormPasses | null = null;
+/** The fused kernels this layer registered (unregistered again by uninstall). */
+const fusedNames = new Set<string>();
 
 function env(name: string): string | undefined {
   try {
@@ -165,6 +167,7 @@ export function installNativeKernels(opts: InstallOptions = {}): NativeStatus {
   passes ??= new NormPasses(dnnl);
   for (const [name, fn] of Object.entries({ ...normActKernels(passes), ...FUSED })) {
     if (tf.getKernel(name, "cpu")) continue;
+    fusedNames.add(name);
     tf.registerKernel({
       kernelName: name,
       backendName: "cpu",
@@ -190,9 +193,10 @@ export function uninstallNativeKernels(): void {
     tf.registerKernel(cfg);
   }
   originals.clear();
-  for (const name of [...Object.keys(normActKernels(null)), ...Object.keys(FUSED)]) {
+  for (const name of fusedNames) {
     if (tf.getKernel(name, "cpu")) tf.unregisterKernel(name, "cpu");
   }
+  fusedNames.clear();
   status = null;
 }
 

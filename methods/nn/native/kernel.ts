@@ -47,3 +47,14 @@ export function sizeOf(shape: readonly number[]): number {
   for (const d of shape) n *= d;
   return n;
 }
+
+/**
+ * The Float32Array behind input `name` of a fused kernel's call, or a one-line error naming
+ * `kernel` and the input (the fused kernels take float32 tensors only).
+ */
+export function inputF32(args: KernelArgs, name: string, kernel: string): Float32Array {
+  const t = args.inputs[name];
+  const v = t ? args.backend.data.get(t.dataId).values : undefined;
+  if (!(v instanceof Float32Array)) throw new Error(`${kernel}: input '${name}' is not float32`);
+  return v;
+}

@@ -13,7 +13,7 @@
  * @module
  */
 import * as tf from "@tensorflow/tfjs-core";
-import type { KernelArgs } from "./kernel.ts";
+import { inputF32, type KernelArgs } from "./kernel.ts";
 import { softmaxRows } from "./layout.ts";
 import { output } from "./pool.ts";
 
@@ -93,13 +93,6 @@ export function softmaxGrad(dy: Float32Array, p: Float32Array, c: number, dx: Fl
   }
 }
 
-function values(args: KernelArgs, name: string, kernel: string): Float32Array {
-  const t = args.inputs[name];
-  const v = t ? args.backend.data.get(t.dataId).values : undefined;
-  if (!(v instanceof Float32Array)) throw new Error(`${kernel}: input '${name}' is not float32`);
-  return v;
-}
-
 function labelValues(args: KernelArgs, kernel: string): Labels {
   const t = args.inputs["labels"];
   const v = t ? args.backend.data.get(t.dataId).values : undefined;
@@ -126,7 +119,7 @@ export function softmaxCEKernel(args: KernelArgs): tf.TensorInfo[] {
   const c = checkRows(logits, labels, SOFTMAX_CE);
   const lse = output(args.backend, tf.util.sizeFromShape(labels.shape));
   const loss = softmaxCrossEntropy(
-    values(args, "logits", SOFTMAX_CE),
+    inputF32(args, "logits", SOFTMAX_CE),
     labelValues(args, SOFTMAX_CE),
     c,
     lse,
@@ -143,10 +136,10 @@ export function softmaxCEGradKernel(args: KernelArgs): tf.TensorInfo {
   const c = checkRows(logits, labels, SOFTMAX_CE_GRAD);
   const dx = output(args.backend, tf.util.sizeFromShape(logits.shape));
   softmaxCrossEntropyGrad(
-    values(args, "dy", SOFTMAX_CE_GRAD)[0]!,
-    values(args, "logits", SOFTMAX_CE_GRAD),
+    inputF32(args, "dy", SOFTMAX_CE_GRAD)[0]!,
+    inputF32(args, "logits", SOFTMAX_CE_GRAD),
     labelValues(args, SOFTMAX_CE_GRAD),
-    values(args, "lse", SOFTMAX_CE_GRAD),
+    inputF32(args, "lse", SOFTMAX_CE_GRAD),
     c,
     dx,
   );
@@ -157,7 +150,7 @@ export function softmaxCEGradKernel(args: KernelArgs): tf.TensorInfo {
 export function softmaxKernel(args: KernelArgs): tf.TensorInfo {
   const x = args.inputs["logits"]!;
   const out = output(args.backend, tf.util.sizeFromShape(x.shape));
-  softmaxRows(values(args, "logits", SOFTMAX), x.shape[x.shape.length - 1]!, out);
+  softmaxRows(inputF32(args, "logits", SOFTMAX), x.shape[x.shape.length - 1]!, out);
   return args.backend.makeTensorInfo([...x.shape], "float32", out);
 }
 
@@ -166,8 +159,8 @@ export function softmaxGradKernel(args: KernelArgs): tf.TensorInfo {
   const p = args.inputs["p"]!;
   const dx = output(args.backend, tf.util.sizeFromShape(p.shape));
   softmaxGrad(
-    values(args, "dy", SOFTMAX_GRAD),
-    values(args, "p", SOFTMAX_GRAD),
+    inputF32(args, "dy", SOFTMAX_GRAD),
+    inputF32(args, "p", SOFTMAX_GRAD),
     p.shape[p.shape.length - 1]!,
     dx,
   );

@@ -14,7 +14,7 @@
  * @module
  */
 import * as tf from "@tensorflow/tfjs-core";
-import type { KernelArgs } from "./kernel.ts";
+import { inputF32, type KernelArgs } from "./kernel.ts";
 import type { NormPasses } from "./norm_passes.ts";
 import { output } from "./pool.ts";
 
@@ -261,10 +261,7 @@ function attrsOf(a: tf.NamedAttrMap): NormActAttrs {
 }
 
 function values(args: KernelArgs, name: string): Float32Array {
-  const t = args.inputs[name];
-  const v = t ? args.backend.data.get(t.dataId).values : undefined;
-  if (!(v instanceof Float32Array)) throw new Error(`${NORM_ACT}: input '${name}' is not float32`);
-  return v;
+  return inputF32(args, name, NORM_ACT);
 }
 
 /**

@@ -157,13 +157,18 @@ function release(b: ArrayBufferLike): void {
   give(b);
 }
 
-function take(n: number): Float32Array {
-  const list = free.get(n);
-  const a = list?.pop();
+/** Whether buffers of `n` floats come from the pool. */
+function pooled(n: number): boolean {
+  return n >= MIN_POOLED && poolLimitBytes() > 0;
+}
+
+/** A buffer of `n` floats from the free list (zeroed if asked), else a fresh (zero) one. */
+function take(n: number, zero = false): Float32Array {
+  const a = free.get(n)?.pop();
   if (a) {
     freeBytes -= a.byteLength;
     stats.reused++;
-    return a;
+    return zero ? a.fill(0) : a;
   }
   const fresh = new Float32Array(n);
   ours.set(fresh.buffer, fresh);
@@ -176,16 +181,16 @@ function take(n: number): Float32Array {
  * received), from the pool when large: its values are stale, the kernel must write them all.
  */
 export function output(backend: object, n: number): Float32Array {
-  if (n < MIN_POOLED || poolLimitBytes() === 0) return new Float32Array(n);
+  if (!pooled(n)) return new Float32Array(n);
   attach(backend);
   return take(n);
 }
 
 /** {@link output}, zero-filled. */
 export function outputZeroed(backend: object, n: number): Float32Array {
-  const a = output(backend, n);
-  if (n >= MIN_POOLED && poolLimitBytes() > 0) a.fill(0);
-  return a;
+  if (!pooled(n)) return new Float32Array(n);
+  attach(backend);
+  return take(n, true);
 }
 
 /**
@@ -193,8 +198,7 @@ export function outputZeroed(backend: object, n: number): Float32Array {
  * back with {@link giveScratch} when the call is done with it.
  */
 export function scratch(n: number): Float32Array {
-  if (n < MIN_POOLED || poolLimitBytes() === 0) return new Float32Array(n);
-  return take(n);
+  return pooled(n) ? take(n) : new Float32Array(n);
 }
 
 /** Return a {@link scratch} buffer (it must not be referenced any more). */

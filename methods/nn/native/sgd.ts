@@ -5,7 +5,7 @@
  * @module
  */
 import * as tf from "@tensorflow/tfjs-core";
-import type { KernelArgs } from "./kernel.ts";
+import { inputF32, type KernelArgs } from "./kernel.ts";
 import { output } from "./pool.ts";
 
 /** tfjs kernel name of the fused SGD update. */
@@ -65,15 +65,8 @@ export function sgdStep(
 
 /** Kernel function of {@link SGD_STEP}: inputs p, g (and buf after the first step); outputs p', buf'. */
 export function sgdStepKernel(args: KernelArgs): tf.TensorInfo[] {
-  const get = (name: string): Float32Array | null => {
-    const t = args.inputs[name];
-    if (!t) return null;
-    const v = args.backend.data.get(t.dataId).values;
-    if (!(v instanceof Float32Array)) {
-      throw new Error(`${SGD_STEP}: input '${name}' is not float32`);
-    }
-    return v;
-  };
+  const get = (name: string): Float32Array | null =>
+    args.inputs[name] ? inputF32(args, name, SGD_STEP) : null;
   const pInfo = args.inputs["p"]!;
   const p = get("p")!, g = get("g")!, buf = get("buf");
   const a = args.attrs as unknown as SgdStepAttrs;
